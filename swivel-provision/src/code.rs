@@ -1,0 +1,310 @@
+//! Secrets: the server key, provision codes and provision Ids; how they are made (ChaCha20
+//! seeded from the OS), hashed (HMAC-SHA256 under the server key) and compared (in
+//! constant time).
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::policy::{CodeAlphabet, CodeFormat};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The server's secret key: 32 bytes. Codes and provision Ids are stored as HMACs under
+/// keys derived from it, and security strings are derived from it, so a copy of the
+/// database without the key gives an attacker nothing to redeem.
+///
+/// # Security
+/// Keep it outside the database (a file with mode 0600, a secret manager). Every server
+/// instance of a cluster needs the same key. Losing it invalidates every pending code and
+/// every provisioned device.
+pub struct ServerKey(SecretBox<[u8; 32]>);
+
+impl ServerKey {
+    /// A new random key from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut key = [0u8; 32];
+        ChaCha20Rng::from_os_rng().fill_bytes(&mut key);
+        Self(SecretBox::new(Box::new(key)))
+    }
+
+    /// A key from 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(SecretBox::new(Box::new(bytes)))
+    }
+
+    /// A key from a slice, which must be exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| Error::InvalidInput {
+            field: "server key",
+            reason: "must be exactly 32 bytes",
+        })?;
+        Ok(Self::from_bytes(arr))
+    }
+
+    /// The raw key bytes, to save the key. Handle with care.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+
+    /// HMAC-SHA256 of `parts` under a subkey for `purpose`. Hosts may use it to derive keys
+    /// of their own (for example to encrypt PINs) with a purpose string of their own.
+    pub fn derive(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(self.0.expose_secret()).expect("any key size");
+        mac.update(&(purpose.len() as u32).to_be_bytes());
+        mac.update(purpose.as_bytes());
+        for part in parts {
+            mac.update(&(part.len() as u32).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl Clone for ServerKey {
+    fn clone(&self) -> Self {
+        Self::from_bytes(*self.expose_bytes())
+    }
+}
+
+impl fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerKey([REDACTED])")
+    }
+}
+
+/// A provision code, as sent to the user and typed into the device. Secret: `Debug` shows
+/// nothing of it and there is no `Display`.
+#[derive(Clone)]
+pub struct ProvisionCode(SecretString);
+
+impl ProvisionCode {
+    /// Wraps a code typed by a user or read from a message (surrounding blanks and inner
+    /// spaces or dashes, which users add for readability, are removed).
+    pub fn new(raw: &str) -> Self {
+        let cleaned: String = raw
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        Self(cleaned.into())
+    }
+
+    /// The code. Handle with care: never log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// A new random code of the given format.
+    pub(crate) fn generate(format: &CodeFormat, rng: &mut ChaCha20Rng) -> Self {
+        let alphabet = format.alphabet.symbols();
+        let n = alphabet.len() as u32;
+        // Rejection sampling: no modulo bias.
+        let zone = u32::MAX - (u32::MAX % n);
+        let mut out = String::with_capacity(format.length as usize);
+        while out.len() < format.length as usize {
+            let v = rng.next_u32();
+            if v < zone {
+                out.push(alphabet[(v % n) as usize] as char);
+            }
+        }
+        Self(out.into())
+    }
+
+    /// Whether the code has the shape of the format (length and alphabet).
+    pub(crate) fn fits(&self, format: &CodeFormat) -> bool {
+        let code = self.expose();
+        code.len() == format.length as usize
+            && match format.alphabet {
+                CodeAlphabet::Digits => code.bytes().all(|b| b.is_ascii_digit()),
+                CodeAlphabet::Alphanumeric => code.bytes().all(|b| {
+                    CodeAlphabet::Alphanumeric
+                        .symbols()
+                        .contains(&b.to_ascii_uppercase())
+                }),
+            }
+    }
+
+    /// The normalised form that is hashed (upper case for the alphanumeric alphabet).
+    fn normalised(&self) -> String {
+        self.expose().to_ascii_uppercase()
+    }
+}
+
+impl fmt::Debug for ProvisionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProvisionCode([REDACTED])")
+    }
+}
+
+/// The provision Id a device receives when it redeems a code: 128 random bits, 32 hex
+/// digits. The device presents it to download its security strings. Secret: only its keyed
+/// hash is stored.
+#[derive(Clone)]
+pub struct ProvisionId(SecretString);
+
+impl ProvisionId {
+    /// Wraps an Id received from a device.
+    pub fn new(raw: &str) -> Self {
+        Self(raw.trim().to_owned().into())
+    }
+
+    /// The Id. Handle with care: never log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Self {
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        Self(hex::encode(bytes).into())
+    }
+}
+
+impl fmt::Debug for ProvisionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProvisionId([REDACTED])")
+    }
+}
+
+macro_rules! hash_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(into = "String", try_from = "String")]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// The hash as 64 lower-case hex digits (how stores keep it).
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            /// Parses 64 hex digits.
+            pub fn from_hex(s: &str) -> Result<Self> {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(s, &mut out).map_err(|_| Error::InvalidInput {
+                    field: stringify!($name),
+                    reason: "must be 64 hex digits",
+                })?;
+                Ok(Self(out))
+            }
+
+            /// Constant-time equality.
+            pub fn ct_eq(&self, other: &Self) -> bool {
+                self.0.ct_eq(&other.0).into()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(h: $name) -> String {
+                h.to_hex()
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                Self::from_hex(&s)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // A short prefix is enough to tell records apart in a debugger.
+                write!(f, concat!(stringify!($name), "({}…)"), &self.to_hex()[..8])
+            }
+        }
+    };
+}
+
+hash_type!(
+    /// HMAC-SHA256 of a provision code (and its user) under the server key.
+    CodeHash
+);
+hash_type!(
+    /// HMAC-SHA256 of a provision Id under the server key: what stores index to find the
+    /// device a `SecurityStrings` request comes from.
+    IdHash
+);
+
+impl ServerKey {
+    /// The stored form of a code for a user.
+    pub fn code_hash(&self, username: &str, code: &ProvisionCode) -> CodeHash {
+        CodeHash(self.derive(
+            "swivel-provision/code/v1",
+            &[username.as_bytes(), code.normalised().as_bytes()],
+        ))
+    }
+
+    /// The stored form of a provision Id.
+    pub fn id_hash(&self, id: &ProvisionId) -> IdHash {
+        IdHash(self.derive("swivel-provision/id/v1", &[id.expose().as_bytes()]))
+    }
+
+    /// The seed of a device's security strings of one generation.
+    pub(crate) fn strings_seed(&self, device: &IdHash, generation: u32) -> [u8; 32] {
+        self.derive(
+            "swivel-provision/strings/v1",
+            &[&device.0, &generation.to_be_bytes()],
+        )
+    }
+}
+
+/// A ChaCha20 generator seeded from the operating system.
+pub(crate) fn os_rng() -> ChaCha20Rng {
+    ChaCha20Rng::from_os_rng()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::CodeFormat;
+
+    #[test]
+    fn codes_have_the_format_and_differ() {
+        let mut rng = os_rng();
+        let f = CodeFormat::default();
+        let a = ProvisionCode::generate(&f, &mut rng);
+        let b = ProvisionCode::generate(&f, &mut rng);
+        assert_eq!(a.expose().len(), 10);
+        assert!(a.fits(&f));
+        assert_ne!(a.expose(), b.expose());
+        let alnum = CodeFormat {
+            length: 8,
+            alphabet: CodeAlphabet::Alphanumeric,
+        };
+        let c = ProvisionCode::generate(&alnum, &mut rng);
+        assert!(c.fits(&alnum));
+    }
+
+    #[test]
+    fn hashes_are_keyed_and_compare() {
+        let k1 = ServerKey::from_bytes([1; 32]);
+        let k2 = ServerKey::from_bytes([2; 32]);
+        let code = ProvisionCode::new("12345 67890");
+        assert_eq!(code.expose(), "1234567890");
+        let h1 = k1.code_hash("alice", &code);
+        assert!(h1.ct_eq(&k1.code_hash("alice", &ProvisionCode::new("1234567890"))));
+        assert!(!h1.ct_eq(&k2.code_hash("alice", &code)));
+        assert!(!h1.ct_eq(&k1.code_hash("bob", &code)));
+        assert_eq!(CodeHash::from_hex(&h1.to_hex()).unwrap(), h1);
+    }
+
+    #[test]
+    fn secrets_do_not_debug() {
+        let code = ProvisionCode::new("1234567890");
+        let id = ProvisionId::new("00112233445566778899aabbccddeeff");
+        let key = ServerKey::from_bytes([7; 32]);
+        for s in [format!("{code:?}"), format!("{id:?}"), format!("{key:?}")] {
+            assert!(!s.contains("1234567890") && !s.contains("0011223344") && !s.contains("0707"));
+            assert!(s.contains("REDACTED"));
+        }
+    }
+}

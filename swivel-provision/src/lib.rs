@@ -1,0 +1,86 @@
+//! # swivel-provision
+//!
+//! Bind **one mobile device per user** with a **single-use, short-lived provision code**
+//! sent over the user's own transport, then hand that device its **security strings**: the
+//! one-time-code material the user combines with a PIN. A Rust reproduction of Swivel's
+//! *Mobile Provision Code* feature, for authentication servers that embed it.
+//!
+//! Storage, transports, the user directory, the clock and randomness are traits
+//! ([`CodeStore`], [`UserRepository`], [`Transport`], [`StringGenerator`],
+//! [`SiteDirectory`], [`Clock`], [`EventSink`]); the [`Provisioner`] owns every rule of
+//! the state machine (see [`state`]), so every store behaves the same.
+//!
+//! (The end-to-end example lives in the crate README and in `Provisioner`'s docs.)
+//!
+//! # Security
+//! - Codes come from ChaCha20 seeded by the operating system, are compared in constant time
+//!   and are stored only as HMAC-SHA256 under the [`ServerKey`]. Provision Ids likewise.
+//!   Security strings are derived from the key, never stored.
+//! - Nothing secret reaches a log, a `Debug` output or an error message: secrets are
+//!   `secrecy` types reached only through `expose` methods.
+//! - Keep the [`ServerKey`] out of the database; share it between the instances of a
+//!   cluster.
+//!
+//! # What this crate does not do
+//! - It does not serve HTTP or parse URLs: hosts do (see `examples/provision-server`).
+//! - It does not authenticate administrators or rate-limit anything but self-service
+//!   provision requests.
+//! - It does not store PINs: hosts pass the PIN to [`Provisioner::verify_otc`].
+
+pub mod agentxml;
+pub mod clock;
+pub mod code;
+pub mod error;
+pub mod events;
+pub mod memory;
+pub mod policy;
+mod provisioner;
+#[cfg(feature = "qr")]
+pub mod qr;
+pub mod record;
+pub mod settings;
+pub mod site;
+pub mod ssd;
+pub mod state;
+pub mod store;
+pub mod strings;
+pub mod transport;
+pub mod types;
+pub mod users;
+
+mod delivery;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use clock::{Clock, SystemClock};
+pub use code::{CodeHash, IdHash, ProvisionCode, ProvisionId, ServerKey};
+pub use delivery::QueueConfig;
+pub use error::{BoxError, Error, PolicyError, Result, StoreError, TransportError};
+pub use events::{EventSink, ProvisionEvent, TracingSink};
+pub use memory::{MemorySettings, MemorySites, MemoryStore, MemoryUsers};
+pub use policy::{CodeAlphabet, CodeFormat, DeliveryMode, LinkTemplates, MobilePolicy, Policy};
+pub use provisioner::{
+    Delivery, DeviceStatus, DownloadedStrings, PendingStatus, ProvisionStatus, Provisioner,
+    ProvisionerBuilder, RequestReceipt,
+};
+pub use record::{Device, Origin, PendingCode, ProvisionRecord};
+pub use settings::SettingsStore;
+pub use site::{ServerSettings, SiteAdmin, SiteDirectory};
+pub use store::CodeStore;
+pub use strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, one_time_code};
+pub use transport::{ProvisionLinks, ProvisionMessage, QrImage, Transport};
+pub use types::{Channel, Destination, DeviceInfo, Pin, SiteId, Username};
+pub use users::{UserAdmin, UserEntry, UserRepository};
+
+/// mockall mocks of every trait (feature `mock`).
+#[cfg(feature = "mock")]
+pub mod mock {
+    pub use crate::clock::MockClock;
+    pub use crate::events::MockEventSink;
+    pub use crate::settings::MockSettingsStore;
+    pub use crate::site::{MockSiteAdmin, MockSiteDirectory};
+    pub use crate::store::MockCodeStore;
+    pub use crate::strings::MockStringGenerator;
+    pub use crate::transport::MockTransport;
+    pub use crate::users::{MockUserAdmin, MockUserRepository};
+}

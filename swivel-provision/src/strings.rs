@@ -1,0 +1,226 @@
+//! Security strings (DESIGN §8): 100 strings of 10 digits per generation, and the one-time
+//! code a user makes from one of them with a PIN.
+
+use std::fmt;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::types::Pin;
+
+/// Strings in one set (positions 00–99).
+pub const STRINGS_PER_SET: usize = 100;
+/// Digits in one string.
+pub const STRING_DIGITS: usize = 10;
+
+/// Makes a set of security strings from a 32-byte seed. Must be deterministic: the same
+/// seed always gives the same set (strings are derived again, never stored).
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait StringGenerator: Send + Sync + 'static {
+    /// The set for `seed`, tagged with `generation`.
+    fn generate(&self, seed: [u8; 32], generation: u32) -> SecurityStrings;
+}
+
+/// The default generator: ChaCha20 seeded with the seed, uniform digits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChaChaStringGenerator;
+
+impl StringGenerator for ChaChaStringGenerator {
+    fn generate(&self, seed: [u8; 32], generation: u32) -> SecurityStrings {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let mut digits = Box::new([[0u8; STRING_DIGITS]; STRINGS_PER_SET]);
+        let mut buf = [0u8; 64];
+        let mut pos = buf.len();
+        for string in digits.iter_mut() {
+            for d in string.iter_mut() {
+                // Rejection sampling on bytes: 250 = 25 * 10, no modulo bias.
+                loop {
+                    if pos == buf.len() {
+                        rng.fill_bytes(&mut buf);
+                        pos = 0;
+                    }
+                    let b = buf[pos];
+                    pos += 1;
+                    if b < 250 {
+                        *d = b'0' + b % 10;
+                        break;
+                    }
+                }
+            }
+        }
+        SecurityStrings { generation, digits }
+    }
+}
+
+/// One generation of a device's security strings. Secret: `Debug` shows only the
+/// generation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecurityStrings {
+    generation: u32,
+    digits: Box<[[u8; STRING_DIGITS]; STRINGS_PER_SET]>,
+}
+
+impl SecurityStrings {
+    /// A set from 100 strings of 10 digits each (for clients that received them).
+    pub fn from_strings(generation: u32, strings: &[&str]) -> Result<Self> {
+        let bad = Error::InvalidInput {
+            field: "security strings",
+            reason: "must be 100 strings of 10 digits",
+        };
+        if strings.len() != STRINGS_PER_SET {
+            return Err(bad);
+        }
+        let mut digits = Box::new([[0u8; STRING_DIGITS]; STRINGS_PER_SET]);
+        for (slot, s) in digits.iter_mut().zip(strings) {
+            let b = s.as_bytes();
+            if b.len() != STRING_DIGITS || !b.iter().all(u8::is_ascii_digit) {
+                return Err(bad);
+            }
+            slot.copy_from_slice(b);
+        }
+        Ok(Self { generation, digits })
+    }
+
+    /// The generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The string at `index` (0–99). Handle with care.
+    pub fn get(&self, index: u8) -> Option<&str> {
+        self.digits
+            .get(index as usize)
+            .map(|d| std::str::from_utf8(d).expect("ASCII digits"))
+    }
+
+    /// The 100 strings joined by `;`, as AgentXML sends them. Handle with care.
+    pub fn to_wire(&self) -> String {
+        let mut out = String::with_capacity(STRINGS_PER_SET * (STRING_DIGITS + 1));
+        for (i, d) in self.digits.iter().enumerate() {
+            if i > 0 {
+                out.push(';');
+            }
+            out.push_str(std::str::from_utf8(d).expect("ASCII digits"));
+        }
+        out
+    }
+
+    /// Parses the `;`-joined wire form.
+    pub fn from_wire(generation: u32, wire: &str) -> Result<Self> {
+        let parts: Vec<&str> = wire.trim().split(';').map(str::trim).collect();
+        Self::from_strings(generation, &parts)
+    }
+}
+
+impl fmt::Debug for SecurityStrings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SecurityStrings(generation {}, [REDACTED])",
+            self.generation
+        )
+    }
+}
+
+/// The one-time code for a string and a PIN: the string's digits at the PIN's positions
+/// (1–9, 0 meaning position 10), then the two-digit index.
+///
+/// ```
+/// use swivel_provision::{Pin, one_time_code};
+/// let pin = Pin::parse("9132").unwrap();
+/// assert_eq!(one_time_code("0123456789", &pin, 6).unwrap(), "802106");
+/// ```
+pub fn one_time_code(string: &str, pin: &Pin, index: u8) -> Result<String> {
+    let s = string.as_bytes();
+    if s.len() != STRING_DIGITS || !s.iter().all(u8::is_ascii_digit) {
+        return Err(Error::InvalidInput {
+            field: "security string",
+            reason: "must be 10 digits",
+        });
+    }
+    if index as usize >= STRINGS_PER_SET {
+        return Err(Error::InvalidInput {
+            field: "string index",
+            reason: "must be 0 to 99",
+        });
+    }
+    let mut out = String::with_capacity(pin.expose().len() + 2);
+    for p in pin.expose().bytes() {
+        let position = if p == b'0' { 10 } else { (p - b'0') as usize };
+        out.push(s[position - 1] as char);
+    }
+    out.push_str(&format!("{index:02}"));
+    Ok(out)
+}
+
+/// Splits a one-time code for a PIN of `pin_len` digits into (code digits, index). `None`
+/// when it is not `pin_len + 2` digits or the index is 00.
+pub(crate) fn split_otc(otc: &str, pin_len: usize) -> Option<(&str, u8)> {
+    let otc = otc.trim();
+    if otc.len() != pin_len + 2 || !otc.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (digits, idx) = otc.split_at(pin_len);
+    let index: u8 = idx.parse().ok()?;
+    (index != 0).then_some((digits, index))
+}
+
+/// Constant-time comparison of two one-time codes.
+pub(crate) fn otc_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_example() {
+        let pin = Pin::parse("9132").unwrap();
+        assert_eq!(one_time_code("0123456789", &pin, 6).unwrap(), "802106");
+        // 0 in a PIN means position 10.
+        let pin = Pin::parse("0000").unwrap();
+        assert_eq!(one_time_code("0123456789", &pin, 42).unwrap(), "999942");
+        assert!(one_time_code("012345678", &pin, 1).is_err());
+        assert!(one_time_code("0123456789", &pin, 100).is_err());
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_seeded() {
+        let g = ChaChaStringGenerator;
+        let a = g.generate([1; 32], 1);
+        let b = g.generate([1; 32], 1);
+        let c = g.generate([2; 32], 1);
+        assert_eq!(a, b);
+        assert_ne!(a.to_wire(), c.to_wire());
+        let wire = a.to_wire();
+        assert_eq!(wire.split(';').count(), 100);
+        assert!(
+            wire.split(';')
+                .all(|s| s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit()))
+        );
+        assert_eq!(SecurityStrings::from_wire(1, &wire).unwrap(), a);
+        assert!(!format!("{a:?}").contains(a.get(1).unwrap()));
+    }
+
+    #[test]
+    fn digits_are_roughly_uniform() {
+        let set = ChaChaStringGenerator.generate([9; 32], 1);
+        let mut counts = [0u32; 10];
+        for b in set.to_wire().bytes().filter(u8::is_ascii_digit) {
+            counts[(b - b'0') as usize] += 1;
+        }
+        // 1000 digits: each should be near 100; 50..150 fails only on a broken generator.
+        assert!(counts.iter().all(|c| (50..150).contains(c)), "{counts:?}");
+    }
+
+    #[test]
+    fn split() {
+        assert_eq!(split_otc("802106", 4), Some(("8021", 6)));
+        assert_eq!(split_otc("802100", 4), None);
+        assert_eq!(split_otc("80210", 4), None);
+        assert_eq!(split_otc("8021a6", 4), None);
+    }
+}

@@ -1,0 +1,398 @@
+//! The conformance suite every [`CodeStore`] must pass: compare-and-swap semantics, device
+//! Id uniqueness, lookups, expiry listing, and exactly-once redeem under concurrency
+//! through the real [`Provisioner`].
+//!
+//! Run it from a store's tests inside a multi-thread tokio runtime:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use swivel_provision::MemoryStore;
+//! // In a store's tests: #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+//! async fn main() {
+//!     swivel_provision::testing::conformance::run(Arc::new(MemoryStore::new())).await;
+//! }
+//! ```
+//!
+//! Each check uses usernames with a random suffix, so the suite can run against a shared
+//! database; it leaves its records behind. A failure panics with a message naming the check.
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::code::{CodeHash, IdHash, ProvisionCode, ServerKey, os_rng};
+use crate::memory::MemoryUsers;
+use crate::provisioner::{Delivery, Provisioner};
+use crate::record::{Device, Origin, PendingCode, ProvisionRecord};
+use crate::store::CodeStore;
+use crate::testing::{ManualClock, RecordingTransport};
+use crate::types::{Channel, Destination, DeviceInfo, Username};
+use crate::users::UserEntry;
+
+/// Concurrent redeems of one code in [`exactly_once_redeem`].
+pub const CONCURRENT_REDEEMS: usize = 32;
+
+/// Runs every check.
+pub async fn run(store: Arc<dyn CodeStore>) {
+    cas_insert_update_delete(store.as_ref()).await;
+    device_id_is_unique_and_found(store.as_ref()).await;
+    list_expired_is_ordered_and_limited(store.as_ref()).await;
+    concurrent_swaps_one_winner(store.clone()).await;
+    exactly_once_redeem(store.clone()).await;
+    purge_leaves_live_records(store).await;
+}
+
+fn unique(prefix: &str) -> Username {
+    use rand_chacha::rand_core::RngCore;
+    Username::parse(&format!("{prefix}-{:016x}", os_rng().next_u64())).expect("valid")
+}
+
+fn t0() -> OffsetDateTime {
+    // Whole seconds: stores may keep times at second precision.
+    OffsetDateTime::from_unix_timestamp(1_704_067_200).expect("valid")
+}
+
+fn pending(hash: u8, expires_at: OffsetDateTime) -> PendingCode {
+    PendingCode {
+        code_hash: CodeHash([hash; 32]),
+        created_at: t0(),
+        expires_at,
+        attempts_left: 5,
+        origin: Origin::Admin,
+    }
+}
+
+fn device(id: IdHash) -> Device {
+    Device {
+        id_hash: id,
+        provisioned_at: t0(),
+        info: Some(DeviceInfo::new(Some("model"), Some("os"), Some("1.0"))),
+        generation: 3,
+        used_indices: (1u128 << 99) | 2,
+        otc_failures: 1,
+    }
+}
+
+fn random_id() -> IdHash {
+    use rand_chacha::rand_core::RngCore;
+    let mut b = [0u8; 32];
+    os_rng().fill_bytes(&mut b);
+    IdHash(b)
+}
+
+/// Insert, load back unchanged, update by version, stale versions refused, delete by
+/// version.
+pub async fn cas_insert_update_delete(store: &dyn CodeStore) {
+    let user = unique("cas");
+    assert_eq!(
+        store.load(&user).await.expect("load"),
+        None,
+        "cas: a new user has no record"
+    );
+
+    let mut r1 = ProvisionRecord::new(user.clone());
+    r1.version = 1;
+    r1.pending = Some(pending(1, t0() + Duration::seconds(600)));
+    r1.last_self_request = Some(t0());
+    assert!(
+        store.compare_and_swap(None, &r1).await.expect("insert"),
+        "cas: insert into nothing"
+    );
+    assert!(
+        !store
+            .compare_and_swap(None, &r1)
+            .await
+            .expect("insert again"),
+        "cas: a second insert must be refused"
+    );
+    assert_eq!(
+        store.load(&user).await.expect("load"),
+        Some(r1.clone()),
+        "cas: record round trip"
+    );
+
+    let mut r2 = r1.clone();
+    r2.version = 2;
+    r2.pending = None;
+    r2.device = Some(device(random_id()));
+    assert!(
+        !store.compare_and_swap(Some(5), &r2).await.expect("stale"),
+        "cas: a wrong expected version must be refused"
+    );
+    assert!(
+        store.compare_and_swap(Some(1), &r2).await.expect("update"),
+        "cas: update from v1"
+    );
+    assert_eq!(
+        store.load(&user).await.expect("load"),
+        Some(r2.clone()),
+        "cas: update round trip"
+    );
+    assert!(
+        !store.compare_and_swap(Some(1), &r2).await.expect("stale"),
+        "cas: the old version must now be refused"
+    );
+
+    let other = unique("cas-missing");
+    let mut ghost = ProvisionRecord::new(other.clone());
+    ghost.version = 2;
+    assert!(
+        !store
+            .compare_and_swap(Some(1), &ghost)
+            .await
+            .expect("update missing"),
+        "cas: updating a record that does not exist must be refused"
+    );
+    assert_eq!(store.load(&other).await.expect("load"), None);
+
+    assert!(
+        !store.delete(&user, 1).await.expect("delete stale"),
+        "delete: wrong version refused"
+    );
+    assert!(
+        store.delete(&user, 2).await.expect("delete"),
+        "delete: right version"
+    );
+    assert_eq!(
+        store.load(&user).await.expect("load"),
+        None,
+        "delete: record gone"
+    );
+    assert!(
+        !store.delete(&user, 2).await.expect("delete again"),
+        "delete: nothing left"
+    );
+}
+
+/// A device Id hash is found, belongs to one record only, and is released when the device
+/// changes.
+pub async fn device_id_is_unique_and_found(store: &dyn CodeStore) {
+    let (a, b) = (unique("dev-a"), unique("dev-b"));
+    let id = random_id();
+    let mut ra = ProvisionRecord::new(a.clone());
+    ra.version = 1;
+    ra.device = Some(device(id));
+    assert!(store.compare_and_swap(None, &ra).await.expect("insert a"));
+    let found = store.find_by_id_hash(&id).await.expect("find");
+    assert_eq!(
+        found.as_ref().map(|r| &r.username),
+        Some(&a),
+        "find_by_id_hash finds the owner"
+    );
+    assert_eq!(
+        store.find_by_id_hash(&random_id()).await.expect("find"),
+        None
+    );
+
+    let mut rb = ProvisionRecord::new(b.clone());
+    rb.version = 1;
+    rb.device = Some(device(id));
+    assert!(
+        !store.compare_and_swap(None, &rb).await.expect("insert b"),
+        "a device Id hash held by another user must be refused"
+    );
+
+    let new_id = random_id();
+    let mut ra2 = ra.clone();
+    ra2.version = 2;
+    ra2.device = Some(device(new_id));
+    assert!(
+        store
+            .compare_and_swap(Some(1), &ra2)
+            .await
+            .expect("replace device")
+    );
+    assert_eq!(
+        store.find_by_id_hash(&id).await.expect("find old"),
+        None,
+        "old device Id released"
+    );
+    assert_eq!(
+        store
+            .find_by_id_hash(&new_id)
+            .await
+            .expect("find new")
+            .map(|r| r.username),
+        Some(a.clone())
+    );
+    assert!(
+        store.compare_and_swap(None, &rb).await.expect("insert b"),
+        "a released device Id hash may be taken"
+    );
+}
+
+/// `list_expired` lists exactly the expired pending codes, oldest first, up to the limit.
+pub async fn list_expired_is_ordered_and_limited(store: &dyn CodeStore) {
+    // Far in the past so that other checks' records (at t0) do not interfere... they are at
+    // t0 + 600 s; these expire before t0.
+    let base = t0() - Duration::days(3650);
+    let mut names = Vec::new();
+    for i in 0..3 {
+        let u = unique("exp");
+        let mut r = ProvisionRecord::new(u.clone());
+        r.version = 1;
+        r.pending = Some(pending(7, base + Duration::seconds(10 * (3 - i))));
+        assert!(store.compare_and_swap(None, &r).await.expect("insert"));
+        names.push(u);
+    }
+    let live = unique("exp-live");
+    let mut r = ProvisionRecord::new(live.clone());
+    r.version = 1;
+    r.pending = Some(pending(7, base + Duration::seconds(1000)));
+    assert!(store.compare_and_swap(None, &r).await.expect("insert"));
+
+    let now = base + Duration::seconds(30);
+    let listed = store.list_expired(now, 1000).await.expect("list");
+    let ours: Vec<&Username> = listed
+        .iter()
+        .filter(|u| names.contains(u) || **u == live)
+        .collect();
+    assert_eq!(
+        ours,
+        vec![&names[2], &names[1], &names[0]],
+        "list_expired: the expired ones, oldest first, not the live one"
+    );
+    let limited = store
+        .list_expired(base + Duration::seconds(30), 1)
+        .await
+        .expect("list");
+    assert_eq!(limited.len(), 1, "list_expired honours the limit");
+}
+
+/// Of many concurrent swaps from the same version, exactly one wins.
+pub async fn concurrent_swaps_one_winner(store: Arc<dyn CodeStore>) {
+    let user = unique("race");
+    let mut r = ProvisionRecord::new(user.clone());
+    r.version = 1;
+    assert!(store.compare_and_swap(None, &r).await.expect("insert"));
+    let mut tasks = Vec::new();
+    for i in 0..CONCURRENT_REDEEMS {
+        let store = store.clone();
+        let mut next = r.clone();
+        next.version = 2;
+        next.pending = Some(pending(i as u8, t0()));
+        tasks.push(tokio::spawn(async move {
+            store.compare_and_swap(Some(1), &next).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("swap") {
+            wins += 1;
+        }
+    }
+    assert_eq!(
+        wins, 1,
+        "exactly one of {CONCURRENT_REDEEMS} concurrent swaps must win"
+    );
+}
+
+fn provisioner(
+    store: Arc<dyn CodeStore>,
+    user: &Username,
+) -> (Provisioner, Arc<RecordingTransport>) {
+    let users = Arc::new(MemoryUsers::new());
+    users.insert(
+        UserEntry::new(user.clone())
+            .with_destination(Destination::new(Channel::Email, "user@example.com").expect("valid"))
+            .with_mobile_group(true),
+    );
+    let outbox = Arc::new(RecordingTransport::new());
+    let p = Provisioner::builder()
+        .store(store)
+        .users(users)
+        .transport(Channel::Email, outbox.clone())
+        .server_key(ServerKey::from_bytes([42; 32]))
+        .delivery(Delivery::Direct)
+        .build()
+        .expect("provisioner");
+    (p, outbox)
+}
+
+/// 32 concurrent redeems of one code through the [`Provisioner`]: exactly one wins and
+/// the others get `Invalid Provision Code`.
+pub async fn exactly_once_redeem(store: Arc<dyn CodeStore>) {
+    let user = unique("redeem");
+    let (p, outbox) = provisioner(store, &user);
+    p.request_provision(&user, Origin::Admin)
+        .await
+        .expect("request");
+    let code: ProvisionCode = outbox.last_code_for(&user).expect("code sent");
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENT_REDEEMS {
+        let (p, user, code) = (p.clone(), user.clone(), code.clone());
+        tasks.push(tokio::spawn(async move {
+            p.redeem(&user, &code, DeviceInfo::default()).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => wins += 1,
+            Err(crate::Error::InvalidProvisionCode) => {}
+            Err(e) => panic!("exactly_once_redeem: unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(
+        wins, 1,
+        "exactly one of {CONCURRENT_REDEEMS} concurrent redeems must win"
+    );
+}
+
+/// Purging clears expired codes and keeps live codes and devices.
+pub async fn purge_leaves_live_records(store: Arc<dyn CodeStore>) {
+    let (expired, live) = (unique("purge-old"), unique("purge-live"));
+    let (p, outbox) = provisioner(store.clone(), &expired);
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let users = Arc::new(MemoryUsers::new());
+    for u in [&expired, &live] {
+        users.insert(
+            UserEntry::new(u.clone())
+                .with_destination(
+                    Destination::new(Channel::Email, "user@example.com").expect("valid"),
+                )
+                .with_mobile_group(true),
+        );
+    }
+    drop(p);
+    let p = Provisioner::builder()
+        .store(store.clone())
+        .users(users)
+        .transport(Channel::Email, outbox.clone())
+        .server_key(ServerKey::from_bytes([42; 32]))
+        .clock(clock.clone())
+        .delivery(Delivery::Direct)
+        .build()
+        .expect("provisioner");
+    // `expired` gets a device, then a code that will expire; `live` gets a fresh code later.
+    p.request_provision(&expired, Origin::Admin)
+        .await
+        .expect("request");
+    let code = outbox.last_code_for(&expired).expect("code");
+    p.redeem(&expired, &code, DeviceInfo::default())
+        .await
+        .expect("redeem");
+    p.request_provision(&expired, Origin::Admin)
+        .await
+        .expect("request again");
+    clock.advance(Duration::seconds(601));
+    p.request_provision(&live, Origin::Admin)
+        .await
+        .expect("request live");
+    let purged = p.purge_expired().await.expect("purge");
+    assert!(purged >= 1, "purge: at least our expired record");
+    let after = store
+        .load(&expired)
+        .await
+        .expect("load")
+        .expect("record kept (it has a device)");
+    assert!(after.pending.is_none(), "purge: expired code cleared");
+    assert!(after.device.is_some(), "purge: device kept");
+    let live_rec = store
+        .load(&live)
+        .await
+        .expect("load")
+        .expect("live record kept");
+    assert!(live_rec.pending.is_some(), "purge: live code kept");
+}

@@ -1,0 +1,227 @@
+//! [`Transport`]: delivers one provision message to one destination, and the message it
+//! delivers.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+
+use crate::code::ProvisionCode;
+use crate::error::TransportError;
+use crate::types::{Destination, Username};
+
+/// Delivers a rendered provision message to one destination (an email address, a phone).
+///
+/// # What an implementer must guarantee
+/// - It sends only to `message.destination`.
+/// - It never logs the code, the links or the QR code, and puts none of them into an error.
+/// - Errors say whether a retry can help ([`TransportError::is_transient`]).
+/// - It checks the destination's address (email syntax, E.164) before it connects, and
+///   refuses a bad one with a permanent error naming the address.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Delivers the message.
+    async fn deliver(&self, message: &ProvisionMessage) -> Result<(), TransportError>;
+}
+
+/// The three Provision URLs (DESIGN §7) for one code. The *provision* and *complete* links
+/// contain the code and are secret.
+#[derive(Clone, Default)]
+pub struct ProvisionLinks {
+    pub(crate) provision: Option<SecretString>,
+    pub(crate) getsettings: Option<String>,
+    pub(crate) complete: Option<SecretString>,
+}
+
+impl ProvisionLinks {
+    /// The *provision* link (contains the code).
+    pub fn provision(&self) -> Option<&str> {
+        self.provision.as_ref().map(|s| s.expose_secret())
+    }
+
+    /// The *getsettings* link (Site ID only; not secret).
+    pub fn getsettings(&self) -> Option<&str> {
+        self.getsettings.as_deref()
+    }
+
+    /// The *complete* link (Site ID and code): the one-step Provision URL, and what the QR
+    /// code encodes.
+    pub fn complete(&self) -> Option<&str> {
+        self.complete.as_ref().map(|s| s.expose_secret())
+    }
+
+    /// The link a user should open: *complete* if configured, else *provision*.
+    pub fn best(&self) -> Option<&str> {
+        self.complete().or_else(|| self.provision())
+    }
+
+    /// Whether no link is configured.
+    pub fn is_empty(&self) -> bool {
+        self.provision.is_none() && self.getsettings.is_none() && self.complete.is_none()
+    }
+}
+
+impl fmt::Debug for ProvisionLinks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvisionLinks")
+            .field("provision", &self.provision.as_ref().map(|_| "[REDACTED]"))
+            .field("getsettings", &self.getsettings)
+            .field("complete", &self.complete.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+/// A QR code of the complete Provision URL. Secret (it encodes the code).
+#[derive(Clone)]
+pub struct QrImage {
+    /// SVG document.
+    pub svg: String,
+    /// PNG image bytes.
+    pub png: Vec<u8>,
+}
+
+impl fmt::Debug for QrImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "QrImage(svg: {} bytes, png: {} bytes)",
+            self.svg.len(),
+            self.png.len()
+        )
+    }
+}
+
+/// One provision message for one user and destination. Secret parts (code, links, QR) are
+/// reached through accessors; `Debug` shows none of them.
+#[derive(Clone)]
+pub struct ProvisionMessage {
+    /// The user.
+    pub username: Username,
+    /// Where to deliver it.
+    pub destination: Destination,
+    /// When the code stops working.
+    pub expires_at: OffsetDateTime,
+    /// The validity period, in seconds.
+    pub validity_secs: u32,
+    pub(crate) code: Option<ProvisionCode>,
+    pub(crate) links: ProvisionLinks,
+    pub(crate) qr: Option<QrImage>,
+}
+
+impl ProvisionMessage {
+    /// Subject line for email.
+    pub const SUBJECT: &'static str = "Mobile Provision Code";
+
+    /// Builds a message (for transports' own tests; the core makes the real ones).
+    pub fn new(
+        username: Username,
+        destination: Destination,
+        code: Option<ProvisionCode>,
+        links: ProvisionLinks,
+        expires_at: OffsetDateTime,
+        validity_secs: u32,
+    ) -> Self {
+        Self {
+            username,
+            destination,
+            expires_at,
+            validity_secs,
+            code,
+            links,
+            qr: None,
+        }
+    }
+
+    /// Builds links for [`ProvisionMessage::new`] (for transports' own tests).
+    pub fn links_for_test(
+        provision: Option<&str>,
+        getsettings: Option<&str>,
+        complete: Option<&str>,
+    ) -> ProvisionLinks {
+        ProvisionLinks {
+            provision: provision.map(|s| s.to_owned().into()),
+            getsettings: getsettings.map(str::to_owned),
+            complete: complete.map(|s| s.to_owned().into()),
+        }
+    }
+
+    /// Adds a QR image (for transports' own tests).
+    pub fn with_qr(mut self, qr: QrImage) -> Self {
+        self.qr = Some(qr);
+        self
+    }
+
+    /// The code, unless the policy sends only the Provision URL.
+    pub fn code(&self) -> Option<&ProvisionCode> {
+        self.code.as_ref()
+    }
+
+    /// The Provision URLs (empty when none is configured or the policy sends only the code).
+    pub fn links(&self) -> &ProvisionLinks {
+        &self.links
+    }
+
+    /// The QR code of the complete link (feature `qr`, and only when that link exists).
+    pub fn qr(&self) -> Option<&QrImage> {
+        self.qr.as_ref()
+    }
+
+    /// Validity in whole minutes, rounded up.
+    pub fn validity_minutes(&self) -> u32 {
+        self.validity_secs.div_ceil(60)
+    }
+
+    /// The plain-text body (email text part, file transport).
+    pub fn text_body(&self) -> String {
+        let mut out = format!("Hello {},\n\n", self.username);
+        out.push_str("Use this to provision your Swivel mobile client.\n\n");
+        if let Some(link) = self.links.best() {
+            out.push_str(&format!("Provision URL: {link}\n"));
+        }
+        if let Some(code) = &self.code {
+            out.push_str(&format!("Provision code: {}\n", code.expose()));
+        }
+        if let Some(link) = self.links.getsettings() {
+            out.push_str(&format!("Server settings: {link}\n"));
+        }
+        out.push_str(&format!(
+            "\nIt can be used once and is valid for {} minute{}. Provisioning this device \
+             replaces any device provisioned before.\n",
+            self.validity_minutes(),
+            if self.validity_minutes() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ));
+        out
+    }
+
+    /// A short text for SMS: the code and/or the best link, and the validity.
+    pub fn short_text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(code) = &self.code {
+            parts.push(format!("Provision code: {}", code.expose()));
+        }
+        if let Some(link) = self.links.best() {
+            parts.push(link.to_owned());
+        }
+        parts.push(format!("Valid {} min.", self.validity_minutes()));
+        parts.join(" ")
+    }
+}
+
+impl fmt::Debug for ProvisionMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvisionMessage")
+            .field("username", &self.username)
+            .field("destination", &self.destination)
+            .field("expires_at", &self.expires_at)
+            .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
+            .field("links", &self.links)
+            .field("qr", &self.qr)
+            .finish()
+    }
+}

@@ -1,0 +1,371 @@
+//! Value types that cannot hold bad values: usernames, Site IDs, destinations, device
+//! information and PINs.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Longest accepted username, in bytes.
+pub const MAX_USERNAME_BYTES: usize = 256;
+
+/// A username: trimmed, not empty, at most 256 bytes, no control characters.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Username(String);
+
+impl Username {
+    /// Checks and trims a username.
+    ///
+    /// Empty or blank gives [`Error::UserNotSet`] (`User not set`); too long or with control
+    /// characters gives [`Error::InvalidUsername`] (`Invalid Username`).
+    pub fn parse(raw: &str) -> Result<Self> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(Error::UserNotSet);
+        }
+        if name.len() > MAX_USERNAME_BYTES {
+            return Err(Error::InvalidUsername {
+                reason: "longer than 256 bytes",
+            });
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Error::InvalidUsername {
+                reason: "contains control characters",
+            });
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The username.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Username {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Username> for String {
+    fn from(value: Username) -> Self {
+        value.0
+    }
+}
+
+impl std::str::FromStr for Username {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Username({:?})", self.0)
+    }
+}
+
+/// A Site ID: what a device sends to the SSD to find its server. 1 to 64 characters of
+/// ASCII letters, digits, `-`, `_` and `.`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SiteId(String);
+
+impl SiteId {
+    /// Checks a Site ID (surrounding blanks are trimmed).
+    pub fn parse(raw: &str) -> Result<Self> {
+        let id = raw.trim();
+        if id.is_empty() || id.len() > 64 {
+            return Err(Error::InvalidInput {
+                field: "Site ID",
+                reason: "must be 1 to 64 characters",
+            });
+        }
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(Error::InvalidInput {
+                field: "Site ID",
+                reason: "may hold only letters, digits, '-', '_' and '.'",
+            });
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    /// The Site ID.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SiteId {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        Self::parse(&value)
+    }
+}
+
+impl From<SiteId> for String {
+    fn from(value: SiteId) -> Self {
+        value.0
+    }
+}
+
+impl std::str::FromStr for SiteId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SiteId({:?})", self.0)
+    }
+}
+
+/// The kind of transport a destination is reached through.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Channel {
+    /// An email address.
+    Email,
+    /// A phone number in E.164 form, for SMS.
+    Sms,
+}
+
+impl Channel {
+    /// `email` or `sms`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Channel {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "email" => Ok(Channel::Email),
+            "sms" => Ok(Channel::Sms),
+            _ => Err(Error::InvalidInput {
+                field: "channel",
+                reason: "must be email or sms",
+            }),
+        }
+    }
+}
+
+/// Where a user receives messages: a channel and an address on it.
+///
+/// The address is checked only for being non-empty, at most 320 bytes and free of control
+/// characters; transports check it fully (email syntax, E.164) before they send anything.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Destination {
+    /// The channel.
+    pub channel: Channel,
+    /// The address on that channel.
+    pub address: String,
+}
+
+impl Destination {
+    /// Builds a destination, checking the address's basic shape.
+    pub fn new(channel: Channel, address: &str) -> Result<Self> {
+        let address = address.trim();
+        if address.is_empty() || address.len() > 320 || address.chars().any(char::is_control) {
+            return Err(Error::InvalidInput {
+                field: "destination address",
+                reason: "must be 1 to 320 characters without control characters",
+            });
+        }
+        Ok(Self {
+            channel,
+            address: address.to_owned(),
+        })
+    }
+
+    /// An email destination.
+    pub fn email(address: &str) -> Result<Self> {
+        Self::new(Channel::Email, address)
+    }
+
+    /// An SMS destination.
+    pub fn sms(number: &str) -> Result<Self> {
+        Self::new(Channel::Sms, number)
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.address)
+    }
+}
+
+impl fmt::Debug for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Destination({}:{})", self.channel, self.address)
+    }
+}
+
+/// What a device says about itself when it provisions. Kept and logged only when the
+/// policy's `log_device_info` is on. Each field is cut to 128 characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Device model, e.g. `Pixel 8`.
+    pub model: Option<String>,
+    /// Operating system and version.
+    pub os: Option<String>,
+    /// Client application version.
+    pub app_version: Option<String>,
+}
+
+impl DeviceInfo {
+    /// Builds device information, cutting each field to 128 characters and dropping control
+    /// characters and empty fields.
+    pub fn new(model: Option<&str>, os: Option<&str>, app_version: Option<&str>) -> Self {
+        fn clean(v: Option<&str>) -> Option<String> {
+            let s: String = v?
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(128)
+                .collect::<String>()
+                .trim()
+                .to_owned();
+            (!s.is_empty()).then_some(s)
+        }
+        Self {
+            model: clean(model),
+            os: clean(os),
+            app_version: clean(app_version),
+        }
+    }
+
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        self.model.is_none() && self.os.is_none() && self.app_version.is_none()
+    }
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<&str> = [&self.model, &self.os, &self.app_version]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if parts.is_empty() {
+            f.write_str("unknown device")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// A user's PIN: 4 to 10 digits. Secret: no `Debug` or `Display` shows it.
+#[derive(Clone)]
+pub struct Pin(secrecy::SecretString);
+
+impl Pin {
+    /// Checks a PIN: 4 to 10 ASCII digits, else [`Error::InvalidPin`].
+    pub fn parse(raw: &str) -> Result<Self> {
+        if !(4..=10).contains(&raw.len()) || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::InvalidPin);
+        }
+        Ok(Self(raw.into()))
+    }
+
+    /// The PIN's digits. Handle with care.
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pin([REDACTED])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_rules() {
+        assert!(matches!(Username::parse(""), Err(Error::UserNotSet)));
+        assert!(matches!(Username::parse("   \t"), Err(Error::UserNotSet)));
+        assert_eq!(Username::parse("  alice ").unwrap().as_str(), "alice");
+        assert!(matches!(
+            Username::parse("al\u{7}ice"),
+            Err(Error::InvalidUsername { .. })
+        ));
+        assert!(Username::parse(&"a".repeat(256)).is_ok());
+        assert!(matches!(
+            Username::parse(&"a".repeat(257)),
+            Err(Error::InvalidUsername { .. })
+        ));
+        assert_eq!(Error::UserNotSet.public_message(), "User not set");
+    }
+
+    #[test]
+    fn username_serde_validates() {
+        let ok: Username = serde_json::from_str("\"bob\"").unwrap();
+        assert_eq!(ok.as_str(), "bob");
+        assert!(serde_json::from_str::<Username>("\"  \"").is_err());
+    }
+
+    #[test]
+    fn site_id_rules() {
+        assert!(SiteId::parse("DEMO-1.a_b").is_ok());
+        assert!(SiteId::parse("").is_err());
+        assert!(SiteId::parse("a b").is_err());
+        assert!(SiteId::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn pin_rules_and_redaction() {
+        assert!(Pin::parse("123").is_err());
+        assert!(Pin::parse("12345678901").is_err());
+        assert!(Pin::parse("12a4").is_err());
+        let pin = Pin::parse("9132").unwrap();
+        assert_eq!(pin.expose(), "9132");
+        assert!(!format!("{pin:?}").contains("9132"));
+    }
+
+    #[test]
+    fn device_info_is_cleaned() {
+        let long = "m".repeat(300);
+        let d = DeviceInfo::new(Some(&long), Some(" \n"), None);
+        assert_eq!(d.model.as_deref().map(str::len), Some(128));
+        assert_eq!(d.os, None);
+        assert_eq!(DeviceInfo::default().to_string(), "unknown device");
+    }
+}

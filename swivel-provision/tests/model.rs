@@ -1,0 +1,213 @@
+//! Random sequences of operations keep the Provisioner equal to a small model of DESIGN §3.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use swivel_provision::*;
+use time::Duration;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Request,
+    RedeemLatest,
+    RedeemOld,
+    RedeemWrong,
+    Advance(i64),
+    DownloadLatest,
+    DownloadOld,
+    Verify { index: u8, right: bool },
+    Revoke,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => Just(Op::Request),
+        3 => Just(Op::RedeemLatest),
+        1 => Just(Op::RedeemOld),
+        2 => Just(Op::RedeemWrong),
+        2 => (0i64..400).prop_map(Op::Advance),
+        2 => Just(Op::DownloadLatest),
+        1 => Just(Op::DownloadOld),
+        3 => (0u8..100, any::<bool>()).prop_map(|(index, right)| Op::Verify { index, right }),
+        1 => Just(Op::Revoke),
+    ]
+}
+
+/// The model: what the state machine should hold.
+#[derive(Debug, Default)]
+struct Model {
+    now: i64,
+    /// (index into issued codes, expires_at, attempts_left)
+    pending: Option<(usize, i64, u8)>,
+    /// (index into issued ids, generation, used indices, wrong codes in a row)
+    device: Option<(usize, u32, u128, u8)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Err(String),
+}
+
+fn outcome<T>(r: Result<T, Error>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::Err(e.public_message()),
+    }
+}
+
+fn fail(msg: &str) -> Outcome {
+    Outcome::Err(msg.to_owned())
+}
+
+const PIN: &str = "2580";
+
+async fn run(ops: Vec<Op>) {
+    let k = kit();
+    let alice = user("alice");
+    let pin = Pin::parse(PIN).unwrap();
+    let mut m = Model::default();
+    let mut codes: Vec<ProvisionCode> = Vec::new();
+    let mut ids: Vec<ProvisionId> = Vec::new();
+    // Strings per id index and generation, as downloaded.
+    let mut strings: Vec<Option<SecurityStrings>> = Vec::new();
+    for (step, op) in ops.into_iter().enumerate() {
+        let (got, want) = match op {
+            Op::Request => {
+                let got = outcome(k.p.request_provision(&alice, Origin::Admin).await);
+                codes.push(k.outbox.last_code_for(&alice).unwrap());
+                m.pending = Some((codes.len() - 1, m.now + 600, 5));
+                (got, Outcome::Ok)
+            }
+            Op::RedeemLatest | Op::RedeemOld | Op::RedeemWrong => {
+                if codes.is_empty() {
+                    continue;
+                }
+                let (code, which) = match op {
+                    Op::RedeemLatest => (codes.last().unwrap().clone(), Some(codes.len() - 1)),
+                    Op::RedeemOld => (codes[0].clone(), Some(0)),
+                    _ => (wrong(codes.last().unwrap()), None),
+                };
+                let result = k.p.redeem(&alice, &code, DeviceInfo::default()).await;
+                let want = match m.pending {
+                    None => fail("Invalid Provision Code"),
+                    Some((_, exp, _)) if m.now >= exp => fail("Provision Failure"),
+                    Some((idx, _, _)) if Some(idx) == which => {
+                        m.pending = None;
+                        m.device = Some((ids.len(), 0, 0, 0));
+                        Outcome::Ok
+                    }
+                    Some((idx, exp, left)) => {
+                        // A wrong code (an old code is a wrong code too, unless it equals the
+                        // current one by chance: 10 random digits, ignore).
+                        m.pending = (left > 1).then_some((idx, exp, left - 1));
+                        fail("Provision Failure")
+                    }
+                };
+                if let Ok(id) = &result {
+                    ids.push(id.clone());
+                    strings.push(None);
+                }
+                (outcome(result), want)
+            }
+            Op::Advance(secs) => {
+                k.clock.advance(Duration::seconds(secs));
+                m.now += secs;
+                continue;
+            }
+            Op::DownloadLatest | Op::DownloadOld => {
+                if ids.is_empty() {
+                    continue;
+                }
+                let idx = if matches!(op, Op::DownloadLatest) {
+                    ids.len() - 1
+                } else {
+                    0
+                };
+                let result = k.p.download_strings(&ids[idx]).await;
+                let want = match &mut m.device {
+                    Some((dev, generation, used, failures)) if *dev == idx => {
+                        *generation += 1;
+                        *used = 0;
+                        *failures = 0;
+                        Outcome::Ok
+                    }
+                    _ => fail("Mobile request from unknown user; the user needs to reprovision"),
+                };
+                if let Ok(d) = &result {
+                    strings[idx] = Some(d.strings.clone());
+                }
+                (outcome(result), want)
+            }
+            Op::Verify { index, right } => {
+                // Use the newest strings the device holds.
+                let Some(set) = strings.iter().rev().flatten().next().cloned() else {
+                    continue;
+                };
+                let holder = strings.iter().rposition(Option::is_some).unwrap();
+                let mut otc = one_time_code(set.get(index).unwrap(), &pin, index).unwrap();
+                if !right {
+                    let d = otc.as_bytes()[0];
+                    otc.replace_range(0..1, if d == b'9' { "0" } else { "9" });
+                }
+                let result = k.p.verify_otc(&alice, &otc, &pin).await;
+                let want = match &mut m.device {
+                    Some((dev, generation, used, failures))
+                        if *generation > 0
+                            && *failures < 5
+                            && index != 0
+                            && *used & (1u128 << index) == 0 =>
+                    {
+                        // Any checked code spends its index; only a right one from the
+                        // current strings passes.
+                        *used |= 1u128 << index;
+                        if right && *dev == holder && *generation == set.generation() {
+                            *failures = 0;
+                            Outcome::Ok
+                        } else {
+                            *failures += 1;
+                            fail("Authentication failed")
+                        }
+                    }
+                    _ => fail("Authentication failed"),
+                };
+                (outcome(result), want)
+            }
+            Op::Revoke => {
+                let had = m.pending.is_some() || m.device.is_some();
+                let got = k.p.revoke(&alice).await.unwrap();
+                m.pending = None;
+                m.device = None;
+                assert_eq!(got, had, "step {step}: revoke");
+                continue;
+            }
+        };
+        assert_eq!(got, want, "step {step}: {op:?}");
+        // The status agrees with the model too.
+        let st = k.p.status(&alice).await.unwrap();
+        let live_pending = m.pending.filter(|(_, exp, _)| m.now < *exp);
+        assert_eq!(
+            st.pending.map(|p| p.attempts_left),
+            live_pending.map(|p| p.2),
+            "step {step}: pending"
+        );
+        assert_eq!(
+            st.device.map(|d| d.generation),
+            m.device.map(|d| d.1),
+            "step {step}: device"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #[test]
+    fn provisioner_follows_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(run(ops));
+    }
+}

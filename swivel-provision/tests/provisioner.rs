@@ -1,0 +1,563 @@
+//! Every transition and rule of DESIGN §3 through the public API.
+
+mod common;
+
+use common::*;
+use swivel_provision::*;
+use time::Duration;
+
+#[tokio::test]
+async fn seed_log_lines_for_a_provision() {
+    let k = kit();
+    let (_, _) = k.provisioned("alice").await;
+    let lines = k.events.lines();
+    assert_eq!(lines[0], "Provision code created for user \"alice\"");
+    assert_eq!(
+        lines[1],
+        "Message sent to user: alice, destination: alice@example.com."
+    );
+    assert_eq!(
+        lines[2],
+        "User \"alice\" can now reprovision their mobile device."
+    );
+    assert_eq!(lines[3], "User \"alice\" provisioned successfully");
+}
+
+#[tokio::test]
+async fn code_goes_to_the_users_own_destination() {
+    let k = kit();
+    k.p.request_provision(&user("bob"), Origin::Admin)
+        .await
+        .unwrap();
+    let m = k.outbox.last_message_for(&user("bob")).unwrap();
+    assert_eq!(m.destination, Destination::sms("+447700900123").unwrap());
+    assert_eq!(m.code().unwrap().expose().len(), 10);
+    assert!(
+        m.code()
+            .unwrap()
+            .expose()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    );
+}
+
+#[tokio::test]
+async fn no_transport_no_code() {
+    let k = kit();
+    let e =
+        k.p.request_provision(&user("dave"), Origin::Admin)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::NoSuitableTransport { .. }), "{e:?}");
+    assert_eq!(
+        k.p.status(&user("dave")).await.unwrap(),
+        ProvisionStatus::default()
+    );
+}
+
+#[tokio::test]
+async fn unknown_user() {
+    let k = kit();
+    let e =
+        k.p.request_provision(&user("zed"), Origin::Admin)
+            .await
+            .unwrap_err();
+    assert_eq!(e.public_message(), "Invalid Username");
+    let e =
+        k.p.redeem(
+            &user("zed"),
+            &ProvisionCode::new("1234567890"),
+            DeviceInfo::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.public_message(), "Invalid Username");
+    assert!(
+        k.events.lines().contains(
+            &"Mobile request from unknown user; the user needs to reprovision".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn wrong_code_leaves_working_device_untouched() {
+    let k = kit();
+    let (id, strings) = k.provisioned("alice").await;
+    let code = k.code("alice").await;
+    for _ in 0..5 {
+        let e =
+            k.p.redeem(&user("alice"), &wrong(&code), DeviceInfo::default())
+                .await
+                .unwrap_err();
+        assert_eq!(e.public_message(), "Provision Failure");
+    }
+    // Burned after 5 wrong attempts: even the right code is now refused.
+    let e =
+        k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+            .await
+            .unwrap_err();
+    assert_eq!(e.public_message(), "Invalid Provision Code");
+    // The old device still works: strings download and an OTC verifies.
+    let pin = Pin::parse("1234").unwrap();
+    let s = k.p.download_strings(&id).await.unwrap().strings;
+    assert_ne!(s, strings, "a new generation");
+    let otc = one_time_code(s.get(5).unwrap(), &pin, 5).unwrap();
+    k.p.verify_otc(&user("alice"), &otc, &pin).await.unwrap();
+    assert!(k.events.lines().iter().any(|l| l
+        == "User \"alice\" provision failed, A valid session could not be loaded or created for the user."));
+}
+
+#[tokio::test]
+async fn expired_code_is_provision_failure() {
+    let k = kit();
+    let code = k.code("alice").await;
+    k.clock.advance(Duration::seconds(600));
+    let e =
+        k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::ProvisionFailure));
+    assert_eq!(e.public_message(), "Provision Failure");
+}
+
+#[tokio::test]
+async fn code_valid_just_before_expiry() {
+    let mut p = Policy::default();
+    p.set_validity_secs(10).unwrap();
+    let k = kit_with(p);
+    let code = k.code("alice").await;
+    k.clock.advance(Duration::seconds(9));
+    k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn used_code_is_invalid() {
+    let k = kit();
+    let code = k.code("alice").await;
+    k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+        .await
+        .unwrap();
+    let e =
+        k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::InvalidProvisionCode));
+    assert_eq!(e.public_message(), "Invalid Provision Code");
+}
+
+#[tokio::test]
+async fn new_request_replaces_pending_code() {
+    let k = kit();
+    let old = k.code("alice").await;
+    let new = k.code("alice").await;
+    let e =
+        k.p.redeem(&user("alice"), &old, DeviceInfo::default())
+            .await
+            .unwrap_err();
+    assert_eq!(e.public_message(), "Provision Failure");
+    k.p.redeem(&user("alice"), &new, DeviceInfo::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn reprovision_invalidates_old_device_and_its_strings() {
+    let k = kit();
+    let pin = Pin::parse("9132").unwrap();
+    let (old_id, old_strings) = k.provisioned("alice").await;
+    // Pending + Provisioned: the old device keeps working until the new code is redeemed.
+    let code = k.code("alice").await;
+    let otc = one_time_code(old_strings.get(1).unwrap(), &pin, 1).unwrap();
+    k.p.verify_otc(&user("alice"), &otc, &pin).await.unwrap();
+    let new_id =
+        k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+            .await
+            .unwrap();
+    let e = k.p.download_strings(&old_id).await.unwrap_err();
+    assert_eq!(
+        e.public_message(),
+        "Mobile request from unknown user; the user needs to reprovision"
+    );
+    let otc = one_time_code(old_strings.get(2).unwrap(), &pin, 2).unwrap();
+    assert!(matches!(
+        k.p.verify_otc(&user("alice"), &otc, &pin).await,
+        Err(Error::OtcRejected)
+    ));
+    let new_strings = k.p.download_strings(&new_id).await.unwrap().strings;
+    assert_ne!(new_strings.to_wire(), old_strings.to_wire());
+}
+
+#[tokio::test]
+async fn otc_index_once_per_generation() {
+    let k = kit();
+    let pin = Pin::parse("4711").unwrap();
+    let (id, s) = k.provisioned("alice").await;
+    let otc = one_time_code(s.get(7).unwrap(), &pin, 7).unwrap();
+    k.p.verify_otc(&user("alice"), &otc, &pin).await.unwrap();
+    assert!(
+        k.p.verify_otc(&user("alice"), &otc, &pin).await.is_err(),
+        "index 07 used"
+    );
+    // Index 00 is never accepted.
+    let otc0 = one_time_code(s.get(0).unwrap(), &pin, 0).unwrap();
+    assert!(k.p.verify_otc(&user("alice"), &otc0, &pin).await.is_err());
+    // Wrong PIN.
+    let other = Pin::parse("1111").unwrap();
+    let bad = one_time_code(s.get(8).unwrap(), &other, 8).unwrap();
+    if bad != one_time_code(s.get(8).unwrap(), &pin, 8).unwrap() {
+        assert!(k.p.verify_otc(&user("alice"), &bad, &pin).await.is_err());
+    }
+    // A new generation frees the index, and the old generation's strings stop working.
+    let s2 = k.p.download_strings(&id).await.unwrap().strings;
+    let old = one_time_code(s.get(9).unwrap(), &pin, 9).unwrap();
+    let new = one_time_code(s2.get(9).unwrap(), &pin, 9).unwrap();
+    if old != new {
+        assert!(k.p.verify_otc(&user("alice"), &old, &pin).await.is_err());
+        // The wrong guess spent index 09 of the new generation too.
+        assert!(k.p.verify_otc(&user("alice"), &new, &pin).await.is_err());
+    }
+    let new10 = one_time_code(s2.get(10).unwrap(), &pin, 10).unwrap();
+    k.p.verify_otc(&user("alice"), &new10, &pin).await.unwrap();
+    let again = one_time_code(s2.get(7).unwrap(), &pin, 7).unwrap();
+    k.p.verify_otc(&user("alice"), &again, &pin).await.unwrap();
+}
+
+#[tokio::test]
+async fn self_service_needs_policy_and_is_rate_limited() {
+    let k = kit();
+    let e =
+        k.p.request_provision(&user("alice"), Origin::SelfService)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::SelfProvisionDisabled));
+    assert!(k.outbox.messages().is_empty());
+    let mut p = k.p.policy();
+    p.allow_self_provision = true;
+    k.p.set_policy(p).unwrap();
+    k.p.request_provision(&user("alice"), Origin::SelfService)
+        .await
+        .unwrap();
+    let e =
+        k.p.request_provision(&user("alice"), Origin::SelfService)
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::RateLimited {
+                retry_after_secs: 60
+            }
+        ),
+        "{e:?}"
+    );
+    k.clock.advance(Duration::seconds(60));
+    k.p.request_provision(&user("alice"), Origin::SelfService)
+        .await
+        .unwrap();
+    assert_eq!(k.outbox.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn outside_mobile_group_cannot_download() {
+    let k = kit();
+    let code = k.code("carol").await;
+    let id =
+        k.p.redeem(&user("carol"), &code, DeviceInfo::default())
+            .await
+            .unwrap();
+    let e = k.p.download_strings(&id).await.unwrap_err();
+    assert_eq!(e.public_message(), "Error Downloading Security Strings");
+}
+
+#[tokio::test]
+async fn removed_user_has_no_auth_method() {
+    let k = kit();
+    let (id, _) = k.provisioned("alice").await;
+    k.users.remove_user(&user("alice")).await.unwrap();
+    let e = k.p.download_strings(&id).await.unwrap_err();
+    assert_eq!(
+        e.public_message(),
+        "No suitable authentication method for the user \"alice\" was found"
+    );
+}
+
+#[tokio::test]
+async fn status_shows_pending_and_device_with_info_when_logged() {
+    let mut policy = Policy::default();
+    policy.log_device_info = true;
+    let k = kit_with(policy);
+    assert_eq!(
+        k.p.status(&user("alice")).await.unwrap(),
+        ProvisionStatus::default()
+    );
+    let code = k.code("alice").await;
+    let st = k.p.status(&user("alice")).await.unwrap();
+    assert_eq!(
+        st.pending.unwrap().expires_at,
+        k.p.now() + Duration::seconds(600)
+    );
+    let info = DeviceInfo::new(Some("Pixel 8"), Some("Android 15"), Some("3.1"));
+    k.p.redeem(&user("alice"), &code, info.clone())
+        .await
+        .unwrap();
+    let st = k.p.status(&user("alice")).await.unwrap();
+    assert!(st.pending.is_none());
+    assert_eq!(st.device.unwrap().info, Some(info));
+    assert!(k.events.lines().contains(
+        &"User \"alice\" provisioned successfully, device: Pixel 8, Android 15, 3.1".to_owned()
+    ));
+}
+
+#[tokio::test]
+async fn device_info_not_kept_by_default() {
+    let k = kit();
+    let code = k.code("alice").await;
+    let info = DeviceInfo::new(Some("Pixel 8"), None, None);
+    k.p.redeem(&user("alice"), &code, info).await.unwrap();
+    assert_eq!(
+        k.p.status(&user("alice"))
+            .await
+            .unwrap()
+            .device
+            .unwrap()
+            .info,
+        None
+    );
+    assert!(!k.events.lines().iter().any(|l| l.contains("Pixel")));
+}
+
+#[tokio::test]
+async fn revoke_removes_device_and_code() {
+    let k = kit();
+    let (id, _) = k.provisioned("alice").await;
+    let code = k.code("alice").await;
+    assert!(k.p.revoke(&user("alice")).await.unwrap());
+    assert!(k.p.download_strings(&id).await.is_err());
+    assert!(
+        k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+            .await
+            .is_err()
+    );
+    assert!(!k.p.revoke(&user("alice")).await.unwrap());
+}
+
+#[tokio::test]
+async fn permanent_delivery_failure_revokes_the_code() {
+    let k = kit();
+    k.outbox.fail_next(1, false);
+    let e =
+        k.p.request_provision(&user("alice"), Origin::Admin)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::Transport(ref t) if !t.is_transient()));
+    assert_eq!(k.p.status(&user("alice")).await.unwrap().pending, None);
+}
+
+#[tokio::test]
+async fn queued_delivery_retries_transient_errors() {
+    let users = std::sync::Arc::new(MemoryUsers::new());
+    users.insert(
+        UserEntry::new(user("alice"))
+            .with_destination(Destination::email("alice@example.com").unwrap())
+            .with_mobile_group(true),
+    );
+    let outbox = std::sync::Arc::new(testing::RecordingTransport::new());
+    let events = std::sync::Arc::new(testing::RecordingSink::new());
+    let p = Provisioner::builder()
+        .store(std::sync::Arc::new(MemoryStore::new()))
+        .users(users)
+        .transport(Channel::Email, outbox.clone())
+        .server_key(ServerKey::generate())
+        .events(events.clone())
+        .delivery(Delivery::Queued(QueueConfig {
+            initial_backoff: std::time::Duration::from_millis(1),
+            ..QueueConfig::default()
+        }))
+        .build()
+        .unwrap();
+    outbox.fail_next(2, true);
+    let receipt = p
+        .request_provision(&user("alice"), Origin::Admin)
+        .await
+        .unwrap();
+    assert!(receipt.queued);
+    p.deliveries_idle().await;
+    assert_eq!(outbox.messages().len(), 1);
+    let lines = events.lines();
+    assert_eq!(lines[0], "Provision code created for user \"alice\"");
+    assert_eq!(
+        lines[1],
+        "Message added to message queue for user: alice, destination: alice@example.com."
+    );
+    assert_eq!(
+        lines[2],
+        "User \"alice\" can now reprovision their mobile device."
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains("will retry")).count(), 2);
+    assert_eq!(
+        lines.last().unwrap(),
+        "Message sent to user: alice, destination: alice@example.com."
+    );
+
+    // A permanent failure revokes the code.
+    outbox.fail_next(1, false);
+    p.request_provision(&user("alice"), Origin::Admin)
+        .await
+        .unwrap();
+    p.deliveries_idle().await;
+    assert_eq!(p.status(&user("alice")).await.unwrap().pending, None);
+    assert!(
+        events
+            .lines()
+            .last()
+            .unwrap()
+            .contains("could not be delivered")
+    );
+}
+
+#[tokio::test]
+async fn links_and_qr_in_message() {
+    let mut policy = Policy::default();
+    policy.links = LinkTemplates::for_base_url("https://auth.example.com/");
+    policy.site_id = Some(SiteId::parse("DEMO").unwrap());
+    let k = kit_with(policy);
+    let code = k.code("alice").await;
+    let m = k.outbox.last_message_for(&user("alice")).unwrap();
+    let complete = m.links().complete().unwrap();
+    assert_eq!(
+        complete,
+        format!(
+            "https://auth.example.com/smc/complete/?site=DEMO&user=alice&code={}",
+            code.expose()
+        )
+    );
+    assert_eq!(
+        m.links().getsettings().unwrap(),
+        "https://auth.example.com/smc/getsettings/?site=DEMO"
+    );
+    assert!(m.text_body().contains(complete));
+    let qr = m.qr().expect("QR of the complete link");
+    assert!(qr.svg.contains("<svg") && qr.png.starts_with(b"\x89PNG"));
+
+    let mut p = k.p.policy();
+    p.delivery = DeliveryMode::UrlOnly;
+    k.p.set_policy(p).unwrap();
+    k.p.request_provision(&user("alice"), Origin::Admin)
+        .await
+        .unwrap();
+    let m = k.outbox.last_message_for(&user("alice")).unwrap();
+    assert!(m.code().is_none() && m.links().complete().is_some());
+}
+
+#[tokio::test]
+async fn ssd_lookup() {
+    let k = kit();
+    k.sites
+        .insert(SiteId::parse("DEMO").unwrap(), ServerSettings::default());
+    assert_eq!(
+        k.p.server_details(&SiteId::parse("DEMO").unwrap())
+            .await
+            .unwrap(),
+        ServerSettings::default()
+    );
+    let e =
+        k.p.server_details(&SiteId::parse("NOPE").unwrap())
+            .await
+            .unwrap_err();
+    assert_eq!(e.public_message(), "Error Server, Unknown Server ID");
+}
+
+#[tokio::test]
+async fn purge_expired_clears_codes() {
+    let k = kit();
+    k.provisioned("alice").await;
+    k.code("alice").await;
+    k.code("bob").await;
+    k.clock.advance(Duration::seconds(601));
+    assert_eq!(k.p.purge_expired().await.unwrap(), 2);
+    assert_eq!(
+        k.store.len(),
+        1,
+        "bob's record had nothing else and is gone"
+    );
+    assert!(k.p.status(&user("alice")).await.unwrap().device.is_some());
+}
+
+#[tokio::test]
+async fn malformed_code_costs_no_attempt() {
+    let k = kit();
+    let code = k.code("alice").await;
+    for _ in 0..10 {
+        let e =
+            k.p.redeem(
+                &user("alice"),
+                &ProvisionCode::new("12ab"),
+                DeviceInfo::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.public_message(), "Invalid Provision Code");
+    }
+    k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn mocks_are_generated() {
+    // The `mock` feature's mocks can stand in for a part: a store that is down.
+    let mut store = mock::MockCodeStore::new();
+    store
+        .expect_load()
+        .returning(|_| Err(StoreError::unavailable(std::io::Error::other("down"))));
+    let users = std::sync::Arc::new(MemoryUsers::new());
+    users.insert(
+        UserEntry::new(user("alice"))
+            .with_destination(Destination::email("a@example.com").unwrap()),
+    );
+    let p = Provisioner::builder()
+        .store(std::sync::Arc::new(store))
+        .users(users)
+        .transport(
+            Channel::Email,
+            std::sync::Arc::new(testing::RecordingTransport::new()),
+        )
+        .server_key(ServerKey::generate())
+        .delivery(Delivery::Direct)
+        .build()
+        .unwrap();
+    let e = p
+        .request_provision(&user("alice"), Origin::Admin)
+        .await
+        .unwrap_err();
+    assert!(e.is_transient());
+    assert_eq!(e.public_message(), "Server error, please try again later");
+}
+
+#[tokio::test]
+async fn wrong_otcs_spend_indices_and_lock_until_new_strings() {
+    let k = kit();
+    let pin = Pin::parse("1357").unwrap();
+    let (id, s) = k.provisioned("alice").await;
+    let bad = |i: u8| {
+        let right = one_time_code(s.get(i).unwrap(), &pin, i).unwrap();
+        let flipped = if right.starts_with('9') { "0" } else { "9" };
+        format!("{flipped}{}", &right[1..])
+    };
+    // A wrong guess spends the index: the right code for it is refused afterwards.
+    assert!(k.p.verify_otc(&user("alice"), &bad(1), &pin).await.is_err());
+    let right1 = one_time_code(s.get(1).unwrap(), &pin, 1).unwrap();
+    assert!(k.p.verify_otc(&user("alice"), &right1, &pin).await.is_err());
+    for i in 2..6 {
+        assert!(k.p.verify_otc(&user("alice"), &bad(i), &pin).await.is_err());
+    }
+    // Five wrong in a row: locked, even for a right code on a fresh index.
+    let right9 = one_time_code(s.get(9).unwrap(), &pin, 9).unwrap();
+    assert!(k.p.verify_otc(&user("alice"), &right9, &pin).await.is_err());
+    // The device downloads new strings: unlocked.
+    let s2 = k.p.download_strings(&id).await.unwrap().strings;
+    let ok = one_time_code(s2.get(9).unwrap(), &pin, 9).unwrap();
+    k.p.verify_otc(&user("alice"), &ok, &pin).await.unwrap();
+}
