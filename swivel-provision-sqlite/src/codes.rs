@@ -1,0 +1,208 @@
+//! [`CodeStore`] for [`SqliteStore`].
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use swivel_provision::{CodeStore, IdHash, ProvisionRecord, StoreError, Username};
+use time::OffsetDateTime;
+
+use crate::error::SqliteError;
+use crate::store::SqliteStore;
+
+/// Unix nanoseconds, saturating (i64 nanoseconds reach the year 2262).
+fn unix_nanos(t: OffsetDateTime) -> i64 {
+    let n = t.unix_timestamp_nanos();
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+}
+
+fn parse_record(path: &Path, body: &[u8]) -> Result<ProvisionRecord, SqliteError> {
+    ProvisionRecord::from_json(body).map_err(|e| SqliteError::invalid_row(path, "records", &e))
+}
+
+/// The columns stored beside the JSON body.
+struct Row {
+    username: String,
+    version: i64,
+    body: Vec<u8>,
+    device_id_hash: Option<String>,
+    pending_expires_ns: Option<i64>,
+}
+
+fn compare_and_swap(
+    conn: &mut Connection,
+    path: &Path,
+    expected: Option<i64>,
+    row: &Row,
+) -> Result<bool, SqliteError> {
+    let sql = |e| SqliteError::from_sqlite(path, e);
+    // IMMEDIATE takes the write lock first, so the check and the write see the same state
+    // even when other processes write the same file.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let current: Option<i64> = tx
+        .prepare_cached("SELECT version FROM records WHERE username = ?1")
+        .and_then(|mut s| s.query_row([&row.username], |r| r.get(0)).optional())
+        .map_err(sql)?;
+    if current != expected {
+        return Ok(false);
+    }
+    if let Some(hash) = &row.device_id_hash {
+        let owner: Option<String> = tx
+            .prepare_cached("SELECT username FROM records WHERE device_id_hash = ?1")
+            .and_then(|mut s| s.query_row([hash], |r| r.get(0)).optional())
+            .map_err(sql)?;
+        if owner.is_some_and(|owner| owner != row.username) {
+            return Ok(false);
+        }
+    }
+    let changed = match expected {
+        None => tx
+            .prepare_cached(
+                "INSERT INTO records (username, version, body, device_id_hash, pending_expires_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    row.username,
+                    row.version,
+                    row.body,
+                    row.device_id_hash,
+                    row.pending_expires_ns
+                ])
+            }),
+        Some(old) => tx
+            .prepare_cached(
+                "UPDATE records SET version = ?2, body = ?3, device_id_hash = ?4,
+                        pending_expires_ns = ?5
+                 WHERE username = ?1 AND version = ?6",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    row.username,
+                    row.version,
+                    row.body,
+                    row.device_id_hash,
+                    row.pending_expires_ns,
+                    old
+                ])
+            }),
+    }
+    .map_err(sql)?;
+    if changed != 1 {
+        return Ok(false);
+    }
+    tx.commit().map_err(sql)?;
+    Ok(true)
+}
+
+#[async_trait]
+impl CodeStore for SqliteStore {
+    async fn load(&self, username: &Username) -> Result<Option<ProvisionRecord>, StoreError> {
+        let username = username.as_str().to_owned();
+        Ok(self
+            .db
+            .run(false, move |conn, path| {
+                let body: Option<Vec<u8>> = conn
+                    .prepare_cached("SELECT body FROM records WHERE username = ?1")
+                    .and_then(|mut s| s.query_row([&username], |r| r.get(0)).optional())
+                    .map_err(|e| SqliteError::from_sqlite(path, e))?;
+                body.map(|b| parse_record(path, &b)).transpose()
+            })
+            .await?)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        expected_version: Option<u64>,
+        record: &ProvisionRecord,
+    ) -> Result<bool, StoreError> {
+        let expected = match expected_version.map(i64::try_from) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            // No stored version can be that large.
+            Some(Err(_)) => return Ok(false),
+        };
+        let version = i64::try_from(record.version)
+            .map_err(|_| StoreError::backend("record version does not fit SQLite's INTEGER"))?;
+        let row = Row {
+            username: record.username.as_str().to_owned(),
+            version,
+            body: record.to_json(),
+            device_id_hash: record.device_id_hash().map(|h| h.to_hex()),
+            pending_expires_ns: record.pending_expires_at().map(unix_nanos),
+        };
+        Ok(self
+            .db
+            .run(true, move |conn, path| {
+                compare_and_swap(conn, path, expected, &row)
+            })
+            .await?)
+    }
+
+    async fn delete(&self, username: &Username, expected_version: u64) -> Result<bool, StoreError> {
+        let Ok(expected) = i64::try_from(expected_version) else {
+            return Ok(false);
+        };
+        let username = username.as_str().to_owned();
+        Ok(self
+            .db
+            .run(true, move |conn, path| {
+                conn.prepare_cached("DELETE FROM records WHERE username = ?1 AND version = ?2")
+                    .and_then(|mut s| s.execute(params![username, expected]))
+                    .map(|n| n == 1)
+                    .map_err(|e| SqliteError::from_sqlite(path, e))
+            })
+            .await?)
+    }
+
+    async fn find_by_id_hash(
+        &self,
+        id_hash: &IdHash,
+    ) -> Result<Option<ProvisionRecord>, StoreError> {
+        let hash = id_hash.to_hex();
+        Ok(self
+            .db
+            .run(false, move |conn, path| {
+                let body: Option<Vec<u8>> = conn
+                    .prepare_cached("SELECT body FROM records WHERE device_id_hash = ?1")
+                    .and_then(|mut s| s.query_row([&hash], |r| r.get(0)).optional())
+                    .map_err(|e| SqliteError::from_sqlite(path, e))?;
+                body.map(|b| parse_record(path, &b)).transpose()
+            })
+            .await?)
+    }
+
+    async fn list_expired(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Username>, StoreError> {
+        let now = unix_nanos(now);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let names = self
+            .db
+            .run(false, move |conn, path| {
+                let sql = |e| SqliteError::from_sqlite(path, e);
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT username FROM records
+                         WHERE pending_expires_ns <= ?1
+                         ORDER BY pending_expires_ns, username
+                         LIMIT ?2",
+                    )
+                    .map_err(sql)?;
+                let names = stmt
+                    .query_map(params![now, limit], |r| r.get::<_, String>(0))
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(sql)?;
+                Ok(names)
+            })
+            .await?;
+        names
+            .iter()
+            .map(|n| Username::parse(n).map_err(StoreError::backend))
+            .collect()
+    }
+}

@@ -1,0 +1,27 @@
+//! The core's CodeStore conformance suite against SqliteStore, on a file and in memory.
+
+use std::sync::Arc;
+
+use swivel_provision::testing::conformance;
+use swivel_provision_sqlite::SqliteStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_on_a_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("conformance.db"))
+        .await
+        .expect("open");
+    conformance::run(Arc::new(store.clone())).await;
+    // The suite shares one database between its checks; run it again on the same file
+    // through a second store, as a second process would.
+    let again = SqliteStore::open(dir.path().join("conformance.db"))
+        .await
+        .expect("reopen");
+    conformance::run(Arc::new(again)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_in_memory() {
+    let store = SqliteStore::open_in_memory().await.expect("open");
+    conformance::run(Arc::new(store)).await;
+}
