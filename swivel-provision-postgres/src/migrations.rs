@@ -1,0 +1,102 @@
+//! Embedded, versioned migrations, recorded in a `schema_version` table.
+//!
+//! Every instance runs them at connect; an advisory lock makes concurrent starts take turns.
+//! A database migrated by a newer build (a version above [`SCHEMA_VERSION`]) is refused.
+
+use deadpool_postgres::Object;
+
+use crate::error::PostgresError;
+
+/// The newest schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Advisory lock key held while migrating ("swivelpg" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7377_6976_656c_7067;
+
+/// `(version, SQL)`, in order. Never edit a released entry: add a new one.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE records (
+         username           TEXT PRIMARY KEY,
+         version            BIGINT NOT NULL CHECK (version > 0),
+         body               JSONB NOT NULL,
+         device_id_hash     TEXT UNIQUE,
+         pending_expires_at TIMESTAMPTZ
+     );
+     CREATE INDEX records_pending_expires_at ON records (pending_expires_at)
+         WHERE pending_expires_at IS NOT NULL;
+     CREATE TABLE users (
+         username     TEXT PRIMARY KEY,
+         destinations JSONB NOT NULL,
+         mobile_group BOOLEAN NOT NULL
+     );
+     CREATE TABLE sites (
+         site_id  TEXT PRIMARY KEY,
+         settings JSONB NOT NULL
+     );
+     CREATE TABLE settings (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );",
+)];
+
+/// Creates the schema if asked, then applies the missing migrations in one transaction.
+pub(crate) async fn migrate(
+    client: &mut Object,
+    schema: Option<&str>,
+) -> Result<(), PostgresError> {
+    let tx = client.transaction().await.map_err(PostgresError::query)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(PostgresError::query)?;
+    if let Some(schema) = schema {
+        // The name is checked to be a plain identifier (options::check_schema_name).
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}"
+        ))
+        .await
+        .map_err(PostgresError::query)?;
+    }
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version    BIGINT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .map_err(PostgresError::query)?;
+    let found: i64 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+        .await
+        .map_err(PostgresError::query)?
+        .try_get(0)
+        .map_err(PostgresError::query)?;
+    if found > SCHEMA_VERSION {
+        return Err(PostgresError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        tx.batch_execute(sql).await.map_err(PostgresError::query)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(PostgresError::query)?;
+    }
+    tx.commit().await.map_err(PostgresError::query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_up_to_the_current_version() {
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        let expected: Vec<i64> = (1..=SCHEMA_VERSION).collect();
+        assert_eq!(versions, expected);
+    }
+}

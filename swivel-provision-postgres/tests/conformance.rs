@@ -1,0 +1,34 @@
+//! The core's CodeStore conformance suite against a real PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::TestSchema;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_suite_passes() {
+    let Some(url) = common::url("conformance_suite_passes") else {
+        return;
+    };
+    let schema = TestSchema::new(&url);
+    let store = schema.store().await;
+    swivel_provision::testing::conformance::run(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_suite_passes_on_a_small_pool() {
+    // Two connections for 32 concurrent redeems: callers queue for the pool.
+    let Some(url) = common::url("conformance_suite_passes_on_a_small_pool") else {
+        return;
+    };
+    let schema = TestSchema::new(&url);
+    let options = swivel_provision_postgres::PostgresOptions {
+        pool_size: 2,
+        ..schema.options()
+    };
+    let store = swivel_provision_postgres::PostgresStore::connect_with(&url, options)
+        .await
+        .expect("connect");
+    swivel_provision::testing::conformance::run(Arc::new(store)).await;
+}
