@@ -1,0 +1,129 @@
+//! Where the server keeps its data: one object that is the code store, the user and site
+//! directories and the settings store. SQLite (one file) by default; PostgreSQL for several
+//! instances sharing one database; memory for tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use swivel_provision::{
+    CodeStore, MemorySettings, MemorySites, MemoryStore, MemoryUsers, SettingsStore, SiteAdmin,
+    SiteDirectory, UserAdmin, UserRepository,
+};
+
+use swivel_provision_sqlite::{Durability, SqliteOptions};
+
+use crate::error::AppError;
+
+/// The storage parts, as the provisioner and the console use them.
+#[derive(Clone)]
+pub struct Backend {
+    /// Provisioning records.
+    pub codes: Arc<dyn CodeStore>,
+    /// The user directory, as the core reads it.
+    pub users: Arc<dyn UserRepository>,
+    /// The user directory, as the console and the command line change it.
+    pub user_admin: Arc<dyn UserAdmin>,
+    /// The site directory, as the core reads it (SSD).
+    pub sites: Arc<dyn SiteDirectory>,
+    /// The site directory, as the command line changes it.
+    pub site_admin: Arc<dyn SiteAdmin>,
+    /// Named values: the policy, credentials hashes, encrypted PINs.
+    pub settings: Arc<dyn SettingsStore>,
+    /// What it is, for the start-up line (`sqlite:PATH`, `postgres`, `memory`).
+    pub description: String,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backend({})", self.description)
+    }
+}
+
+impl Backend {
+    /// All parts from one store that implements every trait.
+    pub fn from_store<S>(store: S, description: impl Into<String>) -> Self
+    where
+        S: CodeStore + UserAdmin + SiteAdmin + SettingsStore + Clone,
+    {
+        Self {
+            codes: Arc::new(store.clone()),
+            users: Arc::new(store.clone()),
+            user_admin: Arc::new(store.clone()),
+            sites: Arc::new(store.clone()),
+            site_admin: Arc::new(store.clone()),
+            settings: Arc::new(store),
+            description: description.into(),
+        }
+    }
+
+    /// Everything in memory (tests; lost on exit).
+    pub fn memory() -> Self {
+        let users = Arc::new(MemoryUsers::new());
+        let sites = Arc::new(MemorySites::new());
+        Self {
+            codes: Arc::new(MemoryStore::new()),
+            users: users.clone(),
+            user_admin: users,
+            sites: sites.clone(),
+            site_admin: sites,
+            settings: Arc::new(MemorySettings::new()),
+            description: "memory".into(),
+        }
+    }
+
+    /// The SQLite file at `path` (created if missing), durable (`synchronous=FULL`).
+    pub async fn sqlite(path: &Path) -> Result<Self, AppError> {
+        Self::sqlite_with(path, Durability::Full).await
+    }
+
+    /// The SQLite file at `path` (created if missing) with the given durability.
+    pub async fn sqlite_with(path: &Path, durability: Durability) -> Result<Self, AppError> {
+        let options = SqliteOptions {
+            durability,
+            ..SqliteOptions::default()
+        };
+        let store = swivel_provision_sqlite::SqliteStore::open_with(path, options)
+            .await
+            .map_err(|e| {
+                AppError::Setup(format!(
+                    "cannot open the SQLite database {}: {}",
+                    path.display(),
+                    crate::error::error_chain(&e)
+                ))
+            })?;
+        Ok(Self::from_store(
+            store,
+            format!("sqlite:{}", path.display()),
+        ))
+    }
+
+    /// A PostgreSQL database (`postgres://...`), for several instances sharing one
+    /// database.
+    pub async fn postgres(url: &str) -> Result<Self, AppError> {
+        let store = swivel_provision_postgres::PostgresStore::connect(url)
+            .await
+            .map_err(|e| {
+                AppError::Setup(format!(
+                    "cannot connect to PostgreSQL: {}",
+                    crate::error::error_chain(&e)
+                ))
+            })?;
+        Ok(Self::from_store(store, "postgres"))
+    }
+
+    /// Opens `database`: a `postgres://` or `postgresql://` URL, `memory`, or a SQLite path
+    /// (opened with `durability`).
+    pub async fn open(database: &str, durability: Durability) -> Result<Self, AppError> {
+        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            Self::postgres(database).await
+        } else if database == "memory" {
+            Ok(Self::memory())
+        } else {
+            Self::sqlite_with(
+                Path::new(database.strip_prefix("sqlite:").unwrap_or(database)),
+                durability,
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! # provision-server
+//!
+//! A real HTTP host for [`swivel_provision`]: the device protocol (AgentXML, SSD), the
+//! self-service provision page, the Provision URL landing pages with their QR code, a user
+//! login with one-time codes, an administration console and a JSON API. Storage is one
+//! SQLite file by default; messages go to an outbox directory unless SMTP or SMS is
+//! configured.
+//!
+//! [`app()`] builds the [`axum::Router`] from an [`AppState`]; tests drive it without a
+//! socket. [`state::StateBuilder`] builds the state; the `provision-server` binary wires it
+//! to a configuration file and a data directory.
+//!
+//! # Security
+//! - Provision codes, provision Ids, security strings, PINs, the console password and the
+//!   API token never reach a log line or an error message.
+//! - PINs are stored encrypted (XChaCha20-Poly1305 under a key derived from the server
+//!   key); the console password as an Argon2id hash; the API token as an HMAC-SHA256.
+//! - Console sessions live in the memory of one process (see [`session`]).
+
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod events;
+pub mod html;
+pub mod outbox;
+pub mod pin;
+pub mod routes;
+pub mod session;
+pub mod state;
+pub mod transports;
+
+pub use app::app;
+pub use state::{AppState, StateBuilder};

@@ -1,0 +1,130 @@
+//! PINs, stored encrypted: XChaCha20-Poly1305 under a key derived from the server key
+//! (`ServerKey::derive("provision-server/pin", ..)`), a random 192-bit nonce per value, and
+//! the username as associated data (a ciphertext moved to another user does not decrypt).
+//! Kept in the [`SettingsStore`] under `pin/<username>` so that every instance sharing the
+//! database agrees.
+
+use std::sync::Arc;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use swivel_provision::{Pin, ServerKey, SettingsStore, StoreError, Username};
+
+use crate::error::AppError;
+
+const NONCE_LEN: usize = 24;
+
+/// Encrypts, stores and reads users' PINs.
+#[derive(Clone)]
+pub struct PinVault {
+    cipher: Arc<XChaCha20Poly1305>,
+    settings: Arc<dyn SettingsStore>,
+}
+
+impl std::fmt::Debug for PinVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinVault([REDACTED])")
+    }
+}
+
+fn setting_key(user: &Username) -> String {
+    format!("pin/{}", user.as_str())
+}
+
+impl PinVault {
+    /// A vault keyed from the server key.
+    pub fn new(key: &ServerKey, settings: Arc<dyn SettingsStore>) -> Self {
+        let derived = key.derive("provision-server/pin", &[]);
+        let cipher = XChaCha20Poly1305::new((&derived).into());
+        Self {
+            cipher: Arc::new(cipher),
+            settings,
+        }
+    }
+
+    /// Stores the user's PIN (replacing any).
+    pub async fn set(&self, user: &Username, pin: &Pin) -> Result<(), AppError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        ChaCha20Rng::from_os_rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: pin.expose().as_bytes(),
+                    aad: user.as_str().as_bytes(),
+                },
+            )
+            .map_err(|_| AppError::Internal("PIN encryption failed".into()))?;
+        let mut value = nonce.to_vec();
+        value.extend_from_slice(&sealed);
+        self.settings
+            .put_setting(&setting_key(user), &hex::encode(value))
+            .await?;
+        Ok(())
+    }
+
+    /// The user's PIN, if one is stored and decrypts under this server key.
+    pub async fn get(&self, user: &Username) -> Result<Option<Pin>, StoreError> {
+        let Some(value) = self.settings.get_setting(&setting_key(user)).await? else {
+            return Ok(None);
+        };
+        let Ok(bytes) = hex::decode(value.trim()) else {
+            tracing::warn!(user = %user, "stored PIN is malformed");
+            return Ok(None);
+        };
+        if bytes.len() <= NONCE_LEN {
+            return Ok(None);
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let Ok(plain) = self.cipher.decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: user.as_str().as_bytes(),
+            },
+        ) else {
+            tracing::warn!(user = %user, "stored PIN does not decrypt under this server key");
+            return Ok(None);
+        };
+        Ok(std::str::from_utf8(&plain)
+            .ok()
+            .and_then(|s| Pin::parse(s).ok()))
+    }
+
+    /// Removes the user's PIN. Returns whether there was one.
+    pub async fn remove(&self, user: &Username) -> Result<bool, StoreError> {
+        self.settings.delete_setting(&setting_key(user)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swivel_provision::MemorySettings;
+
+    #[tokio::test]
+    async fn pins_are_encrypted_and_bound_to_the_user() {
+        let settings = Arc::new(MemorySettings::new());
+        let vault = PinVault::new(&ServerKey::generate(), settings.clone());
+        let alice = Username::parse("alice").unwrap();
+        let bob = Username::parse("bob").unwrap();
+        vault
+            .set(&alice, &Pin::parse("9132").unwrap())
+            .await
+            .unwrap();
+        let stored = settings.get_setting("pin/alice").await.unwrap().unwrap();
+        assert!(!stored.contains("9132"));
+        assert_eq!(vault.get(&alice).await.unwrap().unwrap().expose(), "9132");
+        // Moved to another user, it does not decrypt.
+        settings.put_setting("pin/bob", &stored).await.unwrap();
+        assert!(vault.get(&bob).await.unwrap().is_none());
+        // Under another key, it does not decrypt.
+        let other = PinVault::new(&ServerKey::generate(), settings.clone());
+        assert!(other.get(&alice).await.unwrap().is_none());
+        assert!(vault.remove(&alice).await.unwrap());
+        assert!(vault.get(&alice).await.unwrap().is_none());
+    }
+}

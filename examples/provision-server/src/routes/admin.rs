@@ -1,0 +1,527 @@
+//! The administration console under `/admin/`: login with the console password, User
+//! Management (status and Reprovision), Policy / Self-Reset, and Log. Server-rendered; every
+//! form carries the session's CSRF token.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::header::{self, HeaderMap};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use swivel_provision::{Origin, Policy, ProvisionStatus, UserEntry, Username};
+
+use crate::error::AppError;
+use crate::html::{self, csrf_field, escape};
+use crate::routes::show_time;
+use crate::session::{self, Session};
+use crate::state::AppState;
+
+fn nav(session: &Session) -> String {
+    format!(
+        "<nav><a href=\"/admin/users\">User Management</a><a href=\"/admin/policy\">Policy / Self-Reset</a>\
+<a href=\"/admin/log\">Log</a><form method=\"post\" action=\"/admin/logout\" style=\"display:inline\">{}\
+<button type=\"submit\" id=\"logout\">Log out</button></form></nav>",
+        csrf_field(&session.csrf)
+    )
+}
+
+fn console_page(session: &Session, title: &str, body: &str) -> String {
+    html::page(title, &format!("{}\n{body}", nav(session)))
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// Why a console request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No logged-in session: to the login page.
+    NotLoggedIn,
+    /// The form did not carry the session's CSRF token.
+    BadCsrf,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::NotLoggedIn => Redirect::to("/admin/login").into_response(),
+            Denied::BadCsrf => forbidden(),
+        }
+    }
+}
+
+/// The logged-in session, or a redirect to the login page.
+fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Denied> {
+    match state.sessions().from_headers(headers) {
+        Some(s) if s.authenticated => Ok(s),
+        _ => Err(Denied::NotLoggedIn),
+    }
+}
+
+/// A logged-in session whose form carried its CSRF token.
+fn logged_in_post(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<Session, Denied> {
+    let session = logged_in(state, headers)?;
+    if !csrf.is_some_and(|t| session.csrf_ok(t)) {
+        return Err(Denied::BadCsrf);
+    }
+    Ok(session)
+}
+
+fn forbidden() -> Response {
+    let body = html::page(
+        "Forbidden",
+        "<p class=\"error\">The form has expired or did not come from this console. Reload the page and try again.</p>",
+    );
+    (StatusCode::FORBIDDEN, html::headers(), body).into_response()
+}
+
+/// `/admin` and `/admin/`: to the users page.
+pub async fn index() -> Redirect {
+    Redirect::to("/admin/users")
+}
+
+fn login_page(session: &Session, message: Option<&str>, has_password: bool) -> String {
+    let mut body = String::new();
+    if let Some(m) = message {
+        body.push_str(&format!(
+            "<p class=\"error\" id=\"message\">{}</p>",
+            escape(m)
+        ));
+    }
+    if !has_password {
+        body.push_str(
+            "<p class=\"error\">No console password is set. Run <code>provision-server admin password</code> to set one.</p>",
+        );
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/admin/login\">{}<label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label>\
+<button type=\"submit\" id=\"login\">Log in</button></form>",
+        csrf_field(&session.csrf)
+    ));
+    html::page("Administration Console", &body)
+}
+
+/// The login form. Starts an anonymous session whose CSRF token the form carries.
+pub async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if let Some(s) = state.sessions().from_headers(&headers) {
+        if s.authenticated {
+            return Ok(Redirect::to("/admin/users").into_response());
+        }
+    }
+    let session = state.sessions().create(false);
+    let has_password = state.credentials().has_password().await?;
+    let response = (html::headers(), login_page(&session, None, has_password)).into_response();
+    Ok(with_cookie(
+        response,
+        &session::set_cookie(&session, state.secure_cookies()),
+    ))
+}
+
+/// The login form's fields.
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    /// CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    /// The console password.
+    #[serde(default)]
+    pub password: String,
+}
+
+/// Checks the console password; on success a fresh, authenticated session.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let Some(anon) = state.sessions().from_headers(&headers) else {
+        return Ok(Redirect::to("/admin/login").into_response());
+    };
+    if !anon.csrf_ok(&form.csrf) {
+        return Ok(forbidden());
+    }
+    let has_password = state.credentials().has_password().await?;
+    if state.sessions().login_locked() {
+        let page = login_page(
+            &anon,
+            Some("Too many failed logins. Wait a minute and try again."),
+            has_password,
+        );
+        return Ok((StatusCode::TOO_MANY_REQUESTS, html::headers(), page).into_response());
+    }
+    if !state.credentials().check_password(&form.password).await? {
+        state.sessions().login_failed();
+        tracing::warn!("console login failed");
+        let page = login_page(&anon, Some("Invalid password"), has_password);
+        return Ok((StatusCode::UNAUTHORIZED, html::headers(), page).into_response());
+    }
+    state.sessions().login_succeeded();
+    state.sessions().remove(&anon.id);
+    let session = state.sessions().create(true);
+    tracing::info!("console login");
+    let response = Redirect::to("/admin/users").into_response();
+    Ok(with_cookie(
+        response,
+        &session::set_cookie(&session, state.secure_cookies()),
+    ))
+}
+
+/// A form with only the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    /// CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// Ends the session.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let session = match logged_in_post(&state, &headers, Some(&form.csrf)) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    state.sessions().remove(&session.id);
+    with_cookie(
+        Redirect::to("/admin/login").into_response(),
+        &session::clear_cookie(state.secure_cookies()),
+    )
+}
+
+/// A user's status as the console shows it.
+pub fn status_text(status: &ProvisionStatus) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = &status.device {
+        let mut s = format!("provisioned at {}", show_time(d.provisioned_at));
+        if let Some(info) = &d.info {
+            s.push_str(&format!(" ({info})"));
+        }
+        parts.push(s);
+    }
+    if let Some(p) = &status.pending {
+        parts.push(format!("pending until {}", show_time(p.expires_at)));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+async fn users_page(
+    state: &AppState,
+    session: &Session,
+    message: Option<(&str, String)>,
+) -> Result<String, AppError> {
+    let users: Vec<UserEntry> = state.backend().user_admin.list_users().await?;
+    let mut body = String::new();
+    if let Some((class, text)) = message {
+        body.push_str(&format!(
+            "<p class=\"{class}\" id=\"message\">{}</p>",
+            escape(&text)
+        ));
+    }
+    body.push_str("<table id=\"users\"><tr><th>User</th><th>Destinations</th><th>Mobile group</th><th>Provisioning</th><th></th></tr>");
+    for user in &users {
+        let status = state.provisioner().status(&user.username).await?;
+        let dests: Vec<String> = user
+            .destinations
+            .iter()
+            .map(|d| format!("{}: {}", d.channel, d.address))
+            .collect();
+        body.push_str(&format!(
+            "<tr><td>{name}</td><td>{dests}</td><td>{group}</td><td class=\"status\">{status}</td>\
+<td><form method=\"post\" action=\"/admin/reprovision\">{csrf}<input type=\"hidden\" name=\"username\" value=\"{name}\">\
+<button type=\"submit\" name=\"reprovision\" value=\"{name}\">Reprovision</button></form></td></tr>",
+            name = escape(user.username.as_str()),
+            dests = escape(&dests.join(", ")),
+            group = if user.mobile_group { "yes" } else { "no" },
+            status = escape(&status_text(&status)),
+            csrf = csrf_field(&session.csrf),
+        ));
+    }
+    body.push_str("</table>");
+    if users.is_empty() {
+        body.push_str("<p>No users yet. Add one with <code>provision-server users add NAME --email ADDRESS --mobile-group</code>.</p>");
+    }
+    Ok(console_page(session, "User Management", &body))
+}
+
+/// User Management.
+pub async fn users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let session = match logged_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    Ok((html::headers(), users_page(&state, &session, None).await?).into_response())
+}
+
+/// The Reprovision button's fields.
+#[derive(serde::Deserialize)]
+pub struct ReprovisionForm {
+    /// CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    /// The user.
+    #[serde(default)]
+    pub username: String,
+}
+
+/// Reprovision: a new code to the user's own transport.
+pub async fn reprovision(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ReprovisionForm>,
+) -> Result<Response, AppError> {
+    let session = match logged_in_post(&state, &headers, Some(&form.csrf)) {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    let result = match Username::parse(&form.username) {
+        Ok(u) => state
+            .provisioner()
+            .request_provision(&u, Origin::Admin)
+            .await
+            .map(|r| (u, r)),
+        Err(e) => Err(e),
+    };
+    let (status, message) = match result {
+        Ok((u, receipt)) => (
+            StatusCode::OK,
+            (
+                "ok",
+                format!(
+                    "Provision code created for user \"{u}\"; it goes to {} and is valid until {}.",
+                    receipt.destination.address,
+                    show_time(receipt.expires_at)
+                ),
+            ),
+        ),
+        Err(e) => {
+            let app = AppError::from(e);
+            app.log();
+            (app.status(), ("error", app.public_message()))
+        }
+    };
+    Ok((
+        status,
+        html::headers(),
+        users_page(&state, &session, Some(message)).await?,
+    )
+        .into_response())
+}
+
+struct Field {
+    key: &'static str,
+    label: &'static str,
+    choices: Option<&'static [&'static str]>,
+}
+
+const FIELDS: &[Field] = &[
+    Field {
+        key: "allow_self_provision",
+        label: "Allow user self-provision of mobile client",
+        choices: Some(&["Yes", "No"]),
+    },
+    Field {
+        key: "log_device_info",
+        label: "Log device information when provisioning",
+        choices: Some(&["Yes", "No"]),
+    },
+    Field {
+        key: "validity_secs",
+        label: "Provision Code Validity period (seconds, 10-1000000)",
+        choices: None,
+    },
+    Field {
+        key: "code_length",
+        label: "Provision code length",
+        choices: None,
+    },
+    Field {
+        key: "code_alphabet",
+        label: "Provision code alphabet",
+        choices: Some(&["digits", "alphanumeric"]),
+    },
+    Field {
+        key: "max_attempts",
+        label: "Wrong attempts per code (1-100)",
+        choices: None,
+    },
+    Field {
+        key: "self_service_interval_secs",
+        label: "Seconds between self-service requests per user (0-86400)",
+        choices: None,
+    },
+    Field {
+        key: "delivery",
+        label: "Message carries",
+        choices: Some(&["both", "code_only", "url_only"]),
+    },
+    Field {
+        key: "links.provision",
+        label: "Provision URL (provision)",
+        choices: None,
+    },
+    Field {
+        key: "links.getsettings",
+        label: "Provision URL (getsettings)",
+        choices: None,
+    },
+    Field {
+        key: "links.complete",
+        label: "Provision URL (complete)",
+        choices: None,
+    },
+    Field {
+        key: "site_id",
+        label: "Site ID",
+        choices: None,
+    },
+];
+
+fn policy_page(
+    session: &Session,
+    values: &HashMap<String, String>,
+    errors: &[String],
+    saved: bool,
+) -> String {
+    let mut body = String::new();
+    if saved {
+        body.push_str("<p class=\"ok\" id=\"message\">Policy saved.</p>");
+    }
+    if !errors.is_empty() {
+        body.push_str("<ul class=\"error\" id=\"errors\">");
+        for e in errors {
+            body.push_str(&format!("<li>{}</li>", escape(e)));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/admin/policy\">{}",
+        csrf_field(&session.csrf)
+    ));
+    for f in FIELDS {
+        let value = values.get(f.key).cloned().unwrap_or_default();
+        let input = match f.choices {
+            Some(choices) => {
+                let opts: String = choices
+                    .iter()
+                    .map(|c| {
+                        let sel = if c.eq_ignore_ascii_case(&value) {
+                            " selected"
+                        } else {
+                            ""
+                        };
+                        format!("<option value=\"{c}\"{sel}>{c}</option>")
+                    })
+                    .collect();
+                format!("<select name=\"{k}\" id=\"{k}\">{opts}</select>", k = f.key)
+            }
+            None => format!(
+                "<input name=\"{k}\" id=\"{k}\" value=\"{v}\" size=\"60\">",
+                k = f.key,
+                v = escape(&value)
+            ),
+        };
+        body.push_str(&format!("<label>{}: {input}</label>", escape(f.label)));
+    }
+    body.push_str("<button type=\"submit\" id=\"save\">Save</button></form>");
+    console_page(session, "Policy / Self-Reset", &body)
+}
+
+fn current_values(policy: &Policy) -> HashMap<String, String> {
+    Policy::KEYS
+        .iter()
+        .map(|k| ((*k).to_owned(), policy.get(k).unwrap_or_default()))
+        .collect()
+}
+
+/// Policy / Self-Reset.
+pub async fn policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let session = match logged_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    state.reload_policy().await?;
+    let values = current_values(&state.provisioner().policy());
+    Ok((html::headers(), policy_page(&session, &values, &[], false)).into_response())
+}
+
+/// Saves the policy; every refused value is shown on the page and nothing changes.
+pub async fn save_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let session = match logged_in_post(&state, &headers, form.get("csrf").map(String::as_str)) {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    let mut next = state.provisioner().policy();
+    let mut errors = Vec::new();
+    for key in Policy::KEYS {
+        if let Some(value) = form.get(*key) {
+            if next.get(key).as_deref() == Some(value.as_str()) {
+                continue;
+            }
+            if let Err(e) = next.set(key, value) {
+                errors.push(e.to_string());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let mut values = current_values(&next);
+        for key in Policy::KEYS {
+            if let Some(v) = form.get(*key) {
+                values.insert((*key).to_owned(), v.clone());
+            }
+        }
+        let page = policy_page(&session, &values, &errors, false);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, html::headers(), page).into_response());
+    }
+    state.save_policy(next).await?;
+    tracing::info!("policy changed from the console");
+    let values = current_values(&state.provisioner().policy());
+    Ok((html::headers(), policy_page(&session, &values, &[], true)).into_response())
+}
+
+/// Log: the event lines of this process, newest first.
+pub async fn log(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match logged_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let mut body = String::from("<table id=\"log\"><tr><th>Time</th><th>Event</th></tr>");
+    for line in state.log().newest_first() {
+        body.push_str(&format!(
+            "<tr{}><td>{}</td><td>{}</td></tr>",
+            if line.failure { " class=\"error\"" } else { "" },
+            show_time(line.at),
+            escape(&line.text)
+        ));
+    }
+    body.push_str("</table>");
+    (html::headers(), console_page(&session, "Log", &body)).into_response()
+}

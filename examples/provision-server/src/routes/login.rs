@@ -1,0 +1,81 @@
+//! `GET`/`POST /login`: a user logs in with a one-time code (the PIN's digits of one
+//! security string, then its two-digit index), checked with
+//! [`Provisioner::verify_otc`](swivel_provision::Provisioner::verify_otc) and the user's
+//! PIN (stored encrypted). Every failure gets the same answer.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use swivel_provision::Username;
+
+use crate::html;
+use crate::state::AppState;
+
+/// The answer to every failed login.
+pub const FAILED: &str = "Login failed: wrong username or one-time code.";
+
+/// The login form's fields.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    /// The username.
+    #[serde(default)]
+    pub username: String,
+    /// The one-time code.
+    #[serde(default)]
+    pub otc: String,
+}
+
+fn form(message: Option<(&str, &str)>) -> String {
+    let mut body = String::new();
+    if let Some((class, text)) = message {
+        body.push_str(&format!(
+            "<p class=\"{class}\" id=\"message\">{}</p>",
+            html::escape(text)
+        ));
+    }
+    body.push_str(
+        "<form method=\"post\"><label>Username <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label>\
+<label>One-time code <input name=\"otc\" id=\"otc\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required></label>\
+<button type=\"submit\" id=\"login\">Log in</button></form>",
+    );
+    html::page("Log in", &body)
+}
+
+/// The form.
+pub async fn show() -> Response {
+    (html::headers(), form(None)).into_response()
+}
+
+/// Checks the one-time code.
+pub async fn submit(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    let fail = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            html::headers(),
+            form(Some(("error", FAILED))),
+        )
+            .into_response()
+    };
+    let Ok(username) = Username::parse(&f.username) else {
+        return fail();
+    };
+    let pin = match state.pins().get(&username).await {
+        Ok(Some(pin)) => pin,
+        Ok(None) => return fail(),
+        Err(e) => return crate::error::AppError::from(e).into_response(),
+    };
+    match state
+        .provisioner()
+        .verify_otc(&username, f.otc.trim(), &pin)
+        .await
+    {
+        Ok(()) => {
+            let text = format!("Login successful. Welcome, {username}.");
+            (html::headers(), form(Some(("ok", &text)))).into_response()
+        }
+        Err(swivel_provision::Error::OtcRejected) => fail(),
+        Err(e) => crate::error::AppError::from(e).into_response(),
+    }
+}

@@ -1,0 +1,93 @@
+//! `GET`/`POST /reset/provision` (and `/reset/provision.jsp`): a user asks for a provision
+//! code for themselves.
+//!
+//! # Security
+//! The answer is the same whatever happened (unknown user, no transport, rate limited,
+//! delivery failure), so that the page does not tell who has an account. The only other
+//! answers are `User not set` (nothing typed) and the refusal while the policy says No.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use swivel_provision::{Error, Origin, Username};
+
+use crate::html;
+use crate::state::AppState;
+
+/// The one answer to every accepted request.
+pub const SAME_ANSWER: &str = "If the username is registered, a provision code has been sent to the user's registered device or email address. It can be used once, for a limited time.";
+
+/// The self-service form's fields.
+#[derive(Debug, Deserialize)]
+pub struct ProvisionForm {
+    /// The username as typed.
+    #[serde(default)]
+    pub username: String,
+}
+
+fn form(message: Option<(&str, &str)>) -> String {
+    let mut body = String::new();
+    if let Some((class, text)) = message {
+        body.push_str(&format!(
+            "<p class=\"{class}\" id=\"message\">{}</p>",
+            html::escape(text)
+        ));
+    }
+    body.push_str(
+        "<p>Enter your username to receive a Mobile Provision Code on your registered device.</p>\
+<form method=\"post\"><label>Username <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label>\
+<button type=\"submit\" id=\"provision\">Provision</button></form>",
+    );
+    html::page("Mobile Provision", &body)
+}
+
+fn disabled() -> Response {
+    let text = Error::SelfProvisionDisabled.public_message();
+    let body = html::page(
+        "Mobile Provision",
+        &format!(
+            "<p class=\"error\" id=\"message\">{}</p>",
+            html::escape(&text)
+        ),
+    );
+    (StatusCode::FORBIDDEN, html::headers(), body).into_response()
+}
+
+/// The form (or the refusal while the policy says No).
+pub async fn show(State(state): State<AppState>) -> Response {
+    if !state.provisioner().policy().allow_self_provision {
+        return disabled();
+    }
+    (html::headers(), form(None)).into_response()
+}
+
+/// Handles the form.
+pub async fn submit(State(state): State<AppState>, Form(f): Form<ProvisionForm>) -> Response {
+    if !state.provisioner().policy().allow_self_provision {
+        return disabled();
+    }
+    let username = match Username::parse(&f.username) {
+        Ok(u) => u,
+        Err(Error::UserNotSet) => {
+            let page = form(Some(("error", &Error::UserNotSet.public_message())));
+            return (StatusCode::BAD_REQUEST, html::headers(), page).into_response();
+        }
+        // A malformed name gets the same answer as an unknown one.
+        Err(_) => return (html::headers(), form(Some(("ok", SAME_ANSWER)))).into_response(),
+    };
+    match state
+        .provisioner()
+        .request_provision(&username, Origin::SelfService)
+        .await
+    {
+        Ok(_) => {}
+        Err(Error::SelfProvisionDisabled) => return disabled(),
+        Err(e) => {
+            // Logged for the operator (no secret in it); the user sees the same answer.
+            tracing::info!(user = %username, error = %crate::error::error_chain(&e), "self-service request not sent");
+        }
+    }
+    (html::headers(), form(Some(("ok", SAME_ANSWER)))).into_response()
+}

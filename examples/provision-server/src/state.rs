@@ -1,0 +1,277 @@
+//! The shared state of every request, and [`StateBuilder`], which assembles it: the
+//! provisioner, the storage parts, PINs, credentials, sessions and the event log.
+
+use std::sync::Arc;
+
+use swivel_provision::{
+    Channel, Clock, Delivery, LinkTemplates, Policy, Provisioner, ServerKey, SiteId, Transport,
+};
+
+use crate::backend::Backend;
+use crate::credentials::Credentials;
+use crate::error::AppError;
+use crate::events::EventLog;
+use crate::pin::PinVault;
+use crate::session::Sessions;
+
+/// Settings-store key of the saved policy (JSON).
+pub const POLICY_KEY: &str = "policy";
+
+struct Inner {
+    provisioner: Provisioner,
+    backend: Backend,
+    pins: PinVault,
+    credentials: Credentials,
+    sessions: Sessions,
+    log: Arc<EventLog>,
+    public_url: String,
+    secure_cookies: bool,
+    auto_links: LinkTemplates,
+    auto_site: Option<SiteId>,
+}
+
+/// What every handler gets. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("backend", &self.inner.backend)
+            .field("public_url", &self.inner.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The provisioner.
+    pub fn provisioner(&self) -> &Provisioner {
+        &self.inner.provisioner
+    }
+
+    /// The storage parts.
+    pub fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    /// Users' PINs.
+    pub fn pins(&self) -> &PinVault {
+        &self.inner.pins
+    }
+
+    /// Console password and API token.
+    pub fn credentials(&self) -> &Credentials {
+        &self.inner.credentials
+    }
+
+    /// Console sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// The event lines of the Log page.
+    pub fn log(&self) -> &EventLog {
+        &self.inner.log
+    }
+
+    /// Base URL of this server.
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// Whether cookies get the `Secure` flag (HTTPS).
+    pub fn secure_cookies(&self) -> bool {
+        self.inner.secure_cookies
+    }
+
+    /// Checks a policy, applies it and saves it for every instance sharing the database.
+    ///
+    /// Links equal to this server's automatic links, and a Site ID equal to the configured
+    /// one, are saved as "automatic" (empty), so that a new public URL or Site ID applies
+    /// without editing the policy.
+    pub async fn save_policy(&self, policy: Policy) -> Result<(), AppError> {
+        policy.validate().map_err(swivel_provision::Error::from)?;
+        let mut stored = policy;
+        if stored.links == self.inner.auto_links {
+            stored.links = LinkTemplates::default();
+        }
+        if stored.site_id.is_some() && stored.site_id == self.inner.auto_site {
+            stored.site_id = None;
+        }
+        let json = serde_json::to_string(&stored).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.inner
+            .backend
+            .settings
+            .put_setting(POLICY_KEY, &json)
+            .await?;
+        let effective = effective(stored, &self.inner.auto_links, &self.inner.auto_site);
+        self.inner
+            .provisioner
+            .set_policy(effective)
+            .map_err(swivel_provision::Error::from)?;
+        Ok(())
+    }
+
+    /// Reloads the saved policy (another instance or the command line may have changed it).
+    pub async fn reload_policy(&self) -> Result<(), AppError> {
+        if let Some(policy) = load_policy(&self.inner.backend).await? {
+            let effective = effective(policy, &self.inner.auto_links, &self.inner.auto_site);
+            self.inner
+                .provisioner
+                .set_policy(effective)
+                .map_err(swivel_provision::Error::from)?;
+        }
+        Ok(())
+    }
+}
+
+/// The policy in force: empty links and Site ID are filled with the automatic ones.
+fn effective(mut policy: Policy, auto_links: &LinkTemplates, auto_site: &Option<SiteId>) -> Policy {
+    if policy.links == LinkTemplates::default() {
+        policy.links = auto_links.clone();
+    }
+    if policy.site_id.is_none() {
+        policy.site_id = auto_site.clone();
+    }
+    policy
+}
+
+/// The saved policy, if any.
+pub async fn load_policy(backend: &Backend) -> Result<Option<Policy>, AppError> {
+    let Some(json) = backend.settings.get_setting(POLICY_KEY).await? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&json)
+        .map(Some)
+        .map_err(|e| AppError::Setup(format!("the saved policy is invalid: {e}")))
+}
+
+/// Assembles an [`AppState`].
+#[must_use]
+pub struct StateBuilder {
+    backend: Backend,
+    key: ServerKey,
+    transports: Vec<(Channel, Arc<dyn Transport>)>,
+    clock: Option<Arc<dyn Clock>>,
+    delivery: Delivery,
+    initial_policy: Policy,
+    public_url: String,
+    site_id: Option<SiteId>,
+    secure_cookies: bool,
+    log_lines: usize,
+}
+
+impl StateBuilder {
+    /// A builder over `backend` with the server key; queued delivery, no transport, public
+    /// URL `http://127.0.0.1:8080`.
+    pub fn new(backend: Backend, key: ServerKey) -> Self {
+        Self {
+            backend,
+            key,
+            transports: Vec::new(),
+            clock: None,
+            delivery: Delivery::Queued(swivel_provision::QueueConfig::default()),
+            initial_policy: Policy::default(),
+            public_url: "http://127.0.0.1:8080".into(),
+            site_id: None,
+            secure_cookies: false,
+            log_lines: 1000,
+        }
+    }
+
+    /// A transport for a channel.
+    pub fn transport(mut self, channel: Channel, transport: Arc<dyn Transport>) -> Self {
+        self.transports.push((channel, transport));
+        self
+    }
+
+    /// The clock (tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How messages are delivered.
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// The policy used while none is saved (the console and `policy set` save one). Empty
+    /// links become this server's landing pages and an empty Site ID
+    /// [`StateBuilder::site_id`].
+    pub fn initial_policy(mut self, policy: Policy) -> Self {
+        self.initial_policy = policy;
+        self
+    }
+
+    /// Base URL of this server as users reach it.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// This server's Site ID.
+    pub fn site_id(mut self, site: Option<SiteId>) -> Self {
+        self.site_id = site;
+        self
+    }
+
+    /// Whether cookies get the `Secure` flag.
+    pub fn secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// Lines kept for the Log page.
+    pub fn log_lines(mut self, n: usize) -> Self {
+        self.log_lines = n;
+        self
+    }
+
+    /// Loads the policy and builds the state. Must run inside a tokio runtime
+    /// when delivery is queued.
+    pub async fn build(self) -> Result<AppState, AppError> {
+        let auto_links = LinkTemplates::for_base_url(&self.public_url);
+        let auto_site = self.site_id.clone();
+        let stored = load_policy(&self.backend)
+            .await?
+            .unwrap_or(self.initial_policy);
+        let policy = effective(stored, &auto_links, &auto_site);
+        policy.validate().map_err(swivel_provision::Error::from)?;
+        let log = Arc::new(EventLog::new(self.log_lines));
+        let mut builder = Provisioner::builder()
+            .store(self.backend.codes.clone())
+            .users(self.backend.users.clone())
+            .sites(self.backend.sites.clone())
+            .server_key(self.key.clone())
+            .policy(policy)
+            .events(log.clone())
+            .delivery(self.delivery);
+        for (channel, transport) in self.transports {
+            builder = builder.transport(channel, transport);
+        }
+        if let Some(clock) = self.clock {
+            builder = builder.clock(clock);
+        }
+        let provisioner = builder.build()?;
+        let pins = PinVault::new(&self.key, self.backend.settings.clone());
+        let credentials = Credentials::new(&self.key, self.backend.settings.clone());
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                provisioner,
+                backend: self.backend,
+                pins,
+                credentials,
+                sessions: Sessions::new(),
+                log,
+                public_url: self.public_url,
+                secure_cookies: self.secure_cookies,
+                auto_links,
+                auto_site,
+            }),
+        })
+    }
+}

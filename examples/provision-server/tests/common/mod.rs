@@ -1,0 +1,147 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SERVER: &str = env!("CARGO_BIN_EXE_provision-server");
+pub const PASSWORD: &str = "console password for tests";
+
+/// A running `provision-server`; killed on drop (also when a test panics).
+pub struct ServerProcess {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    output: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Sets the console password, starts the server with `--demo` on a free port and waits
+    /// for its "listening on" line.
+    pub fn start(data_dir: &Path) -> Self {
+        let status = Command::new(SERVER)
+            .args(["--data-dir"])
+            .arg(data_dir)
+            .args(["admin", "password", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("{PASSWORD}\n").as_bytes())?;
+                c.wait()
+            })
+            .expect("run admin password");
+        assert!(status.success(), "admin password failed");
+        let mut child = Command::new(SERVER)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--demo", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start provision-server");
+        let stdout = child.stdout.take().unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Record the line before announcing the URL, so that whoever waits for the
+                // URL also sees the line that carried it.
+                {
+                    let mut o = out.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            url: String::new(),
+            data_dir: data_dir.to_owned(),
+            output,
+        };
+        server.url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the server did not start; output:\n{}", server.output()));
+        server
+    }
+
+    /// Everything the server printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Runs a subcommand against the same data directory.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        let listen = self.url.trim_start_matches("http://");
+        Command::new(SERVER)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen", listen])
+            .args(args)
+            .output()
+            .expect("run provision-server command")
+    }
+
+    /// Waits until the server's output contains `text`.
+    pub fn wait_for_output(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.output().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "server never printed {text:?}; output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The provision code of the newest outbox message for `user`.
+pub fn latest_code(data_dir: &Path, user: &str) -> (String, String) {
+    let dir = data_dir.join("outbox");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("outbox exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .ends_with(&format!("-{user}.txt"))
+        })
+        .collect();
+    files.sort();
+    let text = std::fs::read_to_string(files.last().expect("a message for the user")).unwrap();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    (field("Provision code:"), field("Provision URL:"))
+}

@@ -1,0 +1,1007 @@
+//! In-process tests of every route through `app()`: SQLite in memory, a recording
+//! transport, direct delivery, a manual clock. No socket.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use provision_server::backend::Backend;
+use provision_server::{AppState, StateBuilder, app};
+use secrecy::{ExposeSecret, SecretString};
+use swivel_provision::testing::{ManualClock, RecordingTransport};
+use swivel_provision::{
+    Channel, Delivery, Destination, Pin, ServerKey, ServerSettings, SiteId, UserEntry, Username,
+};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "a console password";
+
+struct Fixture {
+    state: AppState,
+    app: Router,
+    outbox: Arc<RecordingTransport>,
+    clock: Arc<ManualClock>,
+}
+
+async fn fixture_with(backend: Backend) -> Fixture {
+    let outbox = Arc::new(RecordingTransport::new());
+    let clock = Arc::new(ManualClock::fixed());
+    let state = StateBuilder::new(backend, ServerKey::generate())
+        .transport(Channel::Email, outbox.clone())
+        .clock(clock.clone())
+        .delivery(Delivery::Direct)
+        .public_url("http://provision.test")
+        .site_id(Some(SiteId::parse("DEMO").unwrap()))
+        .build()
+        .await
+        .unwrap();
+    let b = state.backend();
+    for (name, email, group, pin) in [
+        ("alice", Some("alice@example.com"), true, "1234"),
+        ("carol", Some("carol@example.com"), false, "4321"),
+        ("dave", None, true, "5555"),
+    ] {
+        let u = Username::parse(name).unwrap();
+        let mut entry = UserEntry::new(u.clone()).with_mobile_group(group);
+        if let Some(e) = email {
+            entry = entry.with_destination(Destination::email(e).unwrap());
+        }
+        b.user_admin.put_user(&entry).await.unwrap();
+        state
+            .pins()
+            .set(&u, &Pin::parse(pin).unwrap())
+            .await
+            .unwrap();
+    }
+    b.site_admin
+        .put_site(
+            &SiteId::parse("DEMO").unwrap(),
+            &ServerSettings {
+                hostname: "provision.test".into(),
+                port: 80,
+                ..ServerSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    state
+        .credentials()
+        .set_password(&SecretString::from(PASSWORD))
+        .await
+        .unwrap();
+    Fixture {
+        app: app(state.clone()),
+        state,
+        outbox,
+        clock,
+    }
+}
+
+async fn fixture() -> Fixture {
+    let store = swivel_provision_sqlite::SqliteStore::open_in_memory()
+        .await
+        .unwrap();
+    fixture_with(Backend::from_store(store, "sqlite::memory:")).await
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(app: &Router, uri: &str, cookie: Option<&str>) -> Reply {
+    let mut b = Request::get(uri);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    send(app, b.body(Body::empty()).unwrap()).await
+}
+
+fn enc(s: &str) -> String {
+    provision_server::routes::landing::encode_component(s)
+}
+
+async fn post_form(
+    app: &Router,
+    uri: &str,
+    fields: &[(&str, &str)],
+    cookie: Option<&str>,
+) -> Reply {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    let mut b =
+        Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    send(app, b.body(Body::from(body.join("&"))).unwrap()).await
+}
+
+async fn post_xml(app: &Router, uri: &str, xml: String) -> Reply {
+    send(
+        app,
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "text/xml")
+            .body(Body::from(xml))
+            .unwrap(),
+    )
+    .await
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(&s[i..j])
+}
+
+fn provision_xml(user: &str, code: &str) -> String {
+    format!(
+        "<SASRequest><Version>3.6</Version><Action>provision</Action><Username>{user}</Username><ProvisionCode>{code}</ProvisionCode></SASRequest>"
+    )
+}
+
+fn strings_xml(id: &str) -> String {
+    format!(
+        "<SASRequest><Version>3.6</Version><Action>SecurityStrings</Action><Id>{id}</Id></SASRequest>"
+    )
+}
+
+fn alice() -> Username {
+    Username::parse("alice").unwrap()
+}
+
+/// Logs in to the console; returns the session cookie (`psid=...`) and the CSRF token.
+async fn console_login(app: &Router) -> (String, String) {
+    let page = get(app, "/admin/login", None).await;
+    let set = page
+        .headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let anon = set.split(';').next().unwrap().to_owned();
+    let csrf = between(&page.body, "name=\"csrf\" value=\"", "\"")
+        .unwrap()
+        .to_owned();
+    let res = post_form(
+        app,
+        "/admin/login",
+        &[("csrf", &csrf), ("password", PASSWORD)],
+        Some(&anon),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let cookie = res
+        .headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(cookie, anon, "a fresh session id at login");
+    let users = get(app, "/admin/users", Some(&cookie)).await;
+    let csrf = between(&users.body, "name=\"csrf\" value=\"", "\"")
+        .unwrap()
+        .to_owned();
+    (cookie, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agentxml_provision_strings_and_errors() {
+    let f = fixture().await;
+    for path in ["/pinsafe/AgentXML", "/sentry/AgentXML"] {
+        let r = post_xml(&f.app, path, "<SASRequest><Version>3.6</Version><Action>ping</Action><RequestID>r1</RequestID></SASRequest>".into()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            r.body.contains("<Result>PASS</Result>")
+                && r.body.contains("<RequestID>r1</RequestID>"),
+            "{}",
+            r.body
+        );
+        assert!(
+            r.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/xml")
+        );
+    }
+    // Malformed: a FAIL, never a 500.
+    for bad in [
+        "<nope",
+        "",
+        "<SASRequest><Action>dance</Action></SASRequest>",
+        "<!DOCTYPE x [<!ENTITY a 'b'>]><SASRequest/>",
+    ] {
+        let r = post_xml(&f.app, "/pinsafe/AgentXML", bad.into()).await;
+        assert_eq!(r.status, StatusCode::OK, "{bad}");
+        assert!(
+            r.body.contains("<Result>FAIL</Result>") && r.body.contains("<Error>"),
+            "{bad}: {}",
+            r.body
+        );
+    }
+    // Too large: 413.
+    let r = post_xml(&f.app, "/pinsafe/AgentXML", "a".repeat(64 * 1024 + 1)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    f.state
+        .provisioner()
+        .request_provision(&alice(), swivel_provision::Origin::Admin)
+        .await
+        .unwrap();
+    let code = f.outbox.last_code_for(&alice()).unwrap();
+    let r = post_xml(
+        &f.app,
+        "/pinsafe/AgentXML",
+        provision_xml("nobody", code.expose()),
+    )
+    .await;
+    assert!(
+        r.body.contains("<Error>Invalid Username</Error>"),
+        "{}",
+        r.body
+    );
+    let r = post_xml(
+        &f.app,
+        "/pinsafe/AgentXML",
+        provision_xml("", code.expose()),
+    )
+    .await;
+    assert!(r.body.contains("<Error>User not set</Error>"), "{}", r.body);
+    let r = post_xml(
+        &f.app,
+        "/pinsafe/AgentXML",
+        provision_xml("alice", "0000000000"),
+    )
+    .await;
+    assert!(
+        r.body.contains("<Error>Provision Failure</Error>"),
+        "{}",
+        r.body
+    );
+    let r = post_xml(
+        &f.app,
+        "/pinsafe/AgentXML",
+        provision_xml("alice", code.expose()),
+    )
+    .await;
+    assert!(r.body.contains("<Result>PASS</Result>"), "{}", r.body);
+    let id = between(&r.body, "<Id>", "</Id>").unwrap().to_owned();
+    let r = post_xml(
+        &f.app,
+        "/pinsafe/AgentXML",
+        provision_xml("alice", code.expose()),
+    )
+    .await;
+    assert!(
+        r.body.contains("<Error>Invalid Provision Code</Error>"),
+        "{}",
+        r.body
+    );
+
+    let r = post_xml(&f.app, "/pinsafe/AgentXML", strings_xml(&id)).await;
+    let strings = between(&r.body, "<SecurityStrings>", "</SecurityStrings>").unwrap();
+    assert_eq!(strings.split(';').count(), 100);
+
+    // A new device replaces the old one.
+    f.state
+        .provisioner()
+        .request_provision(&alice(), swivel_provision::Origin::Admin)
+        .await
+        .unwrap();
+    let code2 = f.outbox.last_code_for(&alice()).unwrap();
+    let r = post_xml(
+        &f.app,
+        "/pinsafe/AgentXML",
+        provision_xml("alice", code2.expose()),
+    )
+    .await;
+    assert!(r.body.contains("<Result>PASS</Result>"));
+    let r = post_xml(&f.app, "/pinsafe/AgentXML", strings_xml(&id)).await;
+    assert!(
+        r.body.contains(
+            "<Error>Mobile request from unknown user; the user needs to reprovision</Error>"
+        ),
+        "{}",
+        r.body
+    );
+    let lines: Vec<String> = f
+        .state
+        .log()
+        .newest_first()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(
+        lines[0],
+        "Mobile request from unknown user; the user needs to reprovision"
+    );
+    assert!(lines.contains(&"User \"alice\" provisioned successfully".to_owned()));
+
+    // carol is not in the mobile group.
+    f.state
+        .provisioner()
+        .request_provision(
+            &Username::parse("carol").unwrap(),
+            swivel_provision::Origin::Admin,
+        )
+        .await
+        .unwrap();
+    let c = f
+        .outbox
+        .last_code_for(&Username::parse("carol").unwrap())
+        .unwrap();
+    let r = post_xml(
+        &f.app,
+        "/pinsafe/AgentXML",
+        provision_xml("carol", c.expose()),
+    )
+    .await;
+    let cid = between(&r.body, "<Id>", "</Id>").unwrap().to_owned();
+    let r = post_xml(&f.app, "/pinsafe/AgentXML", strings_xml(&cid)).await;
+    assert!(
+        r.body
+            .contains("<Error>Error Downloading Security Strings</Error>"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssd_answers_known_and_unknown_sites() {
+    let f = fixture().await;
+    let r = get(&f.app, "/ssdserver/getServerDetails?id=DEMO", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let s = swivel_provision::ssd::parse_server_details(r.body.as_bytes()).unwrap();
+    assert_eq!((s.hostname.as_str(), s.port), ("provision.test", 80));
+    for uri in [
+        "/ssdserver/getServerDetails?id=NOPE",
+        "/ssdserver/getServerDetails",
+        "/ssdserver/getServerDetails?id=%3Cx%3E",
+    ] {
+        let r = get(&f.app, uri, None).await;
+        assert!(
+            r.body.contains("Error Server, Unknown Server ID"),
+            "{uri}: {}",
+            r.body
+        );
+        assert!(!r.body.contains("<x>"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn self_service_gives_one_answer() {
+    let f = fixture().await;
+    // Refused while the policy says No.
+    for path in ["/reset/provision", "/reset/provision.jsp"] {
+        let r = get(&f.app, path, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert!(r.body.contains("Self provisioning is not allowed"));
+        let r = post_form(&f.app, path, &[("username", "alice")], None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    assert!(f.outbox.messages().is_empty());
+
+    let mut p = f.state.provisioner().policy();
+    p.set("allow_self_provision", "Yes").unwrap();
+    f.state.save_policy(p).await.unwrap();
+    let form = get(&f.app, "/reset/provision.jsp", None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("name=\"username\"") && form.body.contains(">Provision</button>"));
+
+    // Known, unknown, no transport, rate-limited, malformed: the same answer.
+    let mut bodies = Vec::new();
+    for user in ["alice", "nobody", "dave", "alice", &"x".repeat(300)] {
+        let r = post_form(&f.app, "/reset/provision", &[("username", user)], None).await;
+        assert_eq!(r.status, StatusCode::OK, "{user}");
+        bodies.push(r.body);
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "answers differ");
+    assert!(bodies[0].contains(&provision_server::html::escape(
+        provision_server::routes::selfservice::SAME_ANSWER
+    )));
+    assert_eq!(
+        f.outbox.messages().len(),
+        1,
+        "one code: the second request of alice was rate-limited"
+    );
+
+    // After the interval, alice may ask again.
+    f.clock.advance(time::Duration::seconds(61));
+    post_form(&f.app, "/reset/provision", &[("username", "alice")], None).await;
+    assert_eq!(f.outbox.messages().len(), 2);
+
+    let r = post_form(&f.app, "/reset/provision", &[("username", "  ")], None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("User not set"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn landing_pages_show_button_and_qr_and_never_spend_the_code() {
+    let f = fixture().await;
+    f.state
+        .provisioner()
+        .request_provision(&alice(), swivel_provision::Origin::Admin)
+        .await
+        .unwrap();
+    let msg = f.outbox.last_message_for(&alice()).unwrap();
+    let link = msg.links().complete().unwrap().to_owned();
+    assert!(
+        link.starts_with("http://provision.test/smc/complete/?site=DEMO&user=alice&code="),
+        "{link}"
+    );
+    let path = link.trim_start_matches("http://provision.test");
+    for _ in 0..3 {
+        let r = get(&f.app, path, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            r.body.contains("Get Server Settings") && r.body.contains("<svg"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("swivel-provision://complete?server=http%3A%2F%2Fprovision.test&amp;site=DEMO&amp;user=alice&amp;code="));
+        assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers[header::REFERRER_POLICY], "no-referrer");
+        assert!(
+            r.headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'")
+        );
+    }
+    let provision = msg
+        .links()
+        .provision()
+        .unwrap()
+        .trim_start_matches("http://provision.test")
+        .to_owned();
+    assert!(
+        get(&f.app, &provision, None)
+            .await
+            .body
+            .contains("Get Server Settings")
+    );
+    // The GETs spent nothing: the device can still redeem.
+    let code = msg.code().unwrap();
+    let r = post_xml(
+        &f.app,
+        "/pinsafe/AgentXML",
+        provision_xml("alice", code.expose()),
+    )
+    .await;
+    assert!(r.body.contains("<Result>PASS</Result>"), "{}", r.body);
+
+    // Input is escaped.
+    let r = get(
+        &f.app,
+        "/smc/provision/?user=%3Cscript%3Ealert(1)%3C/script%3E&code=1",
+        None,
+    )
+    .await;
+    assert!(!r.body.contains("<script>") && r.body.contains("&lt;script&gt;"));
+    let r = get(&f.app, "/smc/getsettings/?site=DEMO", None).await;
+    assert!(
+        r.body.contains("http://provision.test:80/pinsafe")
+            && r.body.contains("Get Server Settings")
+    );
+    let r = get(&f.app, "/smc/getsettings/?site=NOPE", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("Error Server, Unknown Server ID"));
+    let home = get(&f.app, "/", None).await;
+    assert!(home.body.contains("/pinsafe/AgentXML") && home.body.contains("DEMO"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_with_a_one_time_code() {
+    let f = fixture().await;
+    f.state
+        .provisioner()
+        .request_provision(&alice(), swivel_provision::Origin::Admin)
+        .await
+        .unwrap();
+    let code = f.outbox.last_code_for(&alice()).unwrap();
+    let id = f
+        .state
+        .provisioner()
+        .redeem(&alice(), &code, Default::default())
+        .await
+        .unwrap();
+    let strings = f
+        .state
+        .provisioner()
+        .download_strings(&id)
+        .await
+        .unwrap()
+        .strings;
+    let pin = Pin::parse("1234").unwrap();
+    let otc = swivel_provision::one_time_code(strings.get(7).unwrap(), &pin, 7).unwrap();
+
+    assert!(
+        get(&f.app, "/login", None)
+            .await
+            .body
+            .contains("name=\"otc\"")
+    );
+    let failed = provision_server::routes::login::FAILED;
+    // A wrong code spends its index (index 08 here), so it is not the one alice uses.
+    let other = swivel_provision::one_time_code(strings.get(8).unwrap(), &pin, 8).unwrap();
+    let wrong = if other.starts_with('0') {
+        other.replacen('0', "1", 1)
+    } else {
+        format!("0{}", &other[1..])
+    };
+    for (user, code) in [
+        ("alice", wrong.as_str()),
+        ("nobody", otc.as_str()),
+        ("carol", otc.as_str()),
+        ("", ""),
+        ("alice", "12"),
+    ] {
+        let r = post_form(&f.app, "/login", &[("username", user), ("otc", code)], None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user}");
+        assert!(r.body.contains(failed));
+    }
+    let r = post_form(
+        &f.app,
+        "/login",
+        &[("username", "alice"), ("otc", &otc)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Login successful. Welcome, alice."));
+    let r = post_form(
+        &f.app,
+        "/login",
+        &[("username", "alice"), ("otc", &otc)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "each index once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_login_sessions_and_csrf() {
+    let f = fixture().await;
+    for path in ["/admin/users", "/admin/policy", "/admin/log"] {
+        let r = get(&f.app, path, None).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.headers[header::LOCATION], "/admin/login");
+    }
+    let r = get(&f.app, "/admin/", None).await;
+    assert_eq!(r.headers[header::LOCATION], "/admin/users");
+
+    let page = get(&f.app, "/admin/login", None).await;
+    let set = page.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let anon = set.split(';').next().unwrap().to_owned();
+    let csrf = between(&page.body, "name=\"csrf\" value=\"", "\"")
+        .unwrap()
+        .to_owned();
+    // Without the CSRF token: refused.
+    let r = post_form(
+        &f.app,
+        "/admin/login",
+        &[("password", PASSWORD)],
+        Some(&anon),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Wrong password.
+    let r = post_form(
+        &f.app,
+        "/admin/login",
+        &[("csrf", &csrf), ("password", "wrong password!")],
+        Some(&anon),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("Invalid password"));
+    // An anonymous session does not open the console.
+    assert_eq!(
+        get(&f.app, "/admin/users", Some(&anon)).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    let (cookie, csrf) = console_login(&f.app).await;
+    let users = get(&f.app, "/admin/users", Some(&cookie)).await;
+    assert_eq!(users.status, StatusCode::OK);
+    assert!(
+        users.body.contains("alice")
+            && users.body.contains("carol")
+            && users.body.contains(">none<")
+    );
+
+    // Reprovision needs the CSRF token.
+    let r = post_form(
+        &f.app,
+        "/admin/reprovision",
+        &[("username", "alice")],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = post_form(
+        &f.app,
+        "/admin/reprovision",
+        &[("username", "alice"), ("csrf", "forged")],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(f.outbox.messages().is_empty());
+
+    // Logout ends the session.
+    let r = post_form(&f.app, "/admin/logout", &[("csrf", &csrf)], Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        r.headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        get(&f.app, "/admin/users", Some(&cookie)).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_reprovision_status_and_log() {
+    let f = fixture().await;
+    let (cookie, csrf) = console_login(&f.app).await;
+    let r = post_form(
+        &f.app,
+        "/admin/reprovision",
+        &[("username", "alice"), ("csrf", &csrf)],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body
+            .contains("Provision code created for user &quot;alice&quot;"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("pending until 2024-01-01 00:10:00 UTC"),
+        "{}",
+        r.body
+    );
+    let code = f.outbox.last_code_for(&alice()).unwrap();
+    assert!(
+        !r.body.contains(code.expose()),
+        "the console never shows the code"
+    );
+
+    // dave has no destination with a transport; nobody does not exist.
+    let r = post_form(
+        &f.app,
+        "/admin/reprovision",
+        &[("username", "dave"), ("csrf", &csrf)],
+        Some(&cookie),
+    )
+    .await;
+    assert!(
+        r.body
+            .contains("No suitable transport for the user &quot;dave&quot; was found"),
+        "{}",
+        r.body
+    );
+    let r = post_form(
+        &f.app,
+        "/admin/reprovision",
+        &[("username", "nobody"), ("csrf", &csrf)],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("Invalid Username"));
+
+    // Provisioned at T, with device info when the policy logs it.
+    let mut p = f.state.provisioner().policy();
+    p.set("log_device_info", "Yes").unwrap();
+    f.state.save_policy(p).await.unwrap();
+    f.state
+        .provisioner()
+        .redeem(
+            &alice(),
+            &code,
+            swivel_provision::DeviceInfo::new(Some("Pixel <8>"), None, None),
+        )
+        .await
+        .unwrap();
+    let users = get(&f.app, "/admin/users", Some(&cookie)).await;
+    assert!(
+        users
+            .body
+            .contains("provisioned at 2024-01-01 00:00:00 UTC (Pixel &lt;8&gt;)"),
+        "{}",
+        users.body
+    );
+
+    let log = get(&f.app, "/admin/log", Some(&cookie)).await;
+    let created = log
+        .body
+        .find("Provision code created for user &quot;alice&quot;")
+        .unwrap();
+    let provisioned = log
+        .body
+        .find("User &quot;alice&quot; provisioned successfully")
+        .unwrap();
+    assert!(provisioned < created, "newest first");
+    assert!(
+        log.body
+            .contains("Message sent to user: alice, destination: alice@example.com.")
+    );
+    assert!(
+        log.body
+            .contains("User &quot;alice&quot; can now reprovision their mobile device.")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_policy_validation_and_persistence() {
+    let f = fixture().await;
+    let (cookie, csrf) = console_login(&f.app).await;
+    let page = get(&f.app, "/admin/policy", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains("Allow user self-provision of mobile client")
+    );
+    assert!(
+        page.body
+            .contains("Log device information when provisioning")
+    );
+    assert!(
+        page.body
+            .contains("Provision Code Validity period (seconds")
+    );
+    assert!(page.body.contains("value=\"600\""));
+    assert!(page.body.contains(
+        "http://provision.test/smc/complete/?site={site}&amp;user={user}&amp;code={code}"
+    ));
+
+    let r = post_form(
+        &f.app,
+        "/admin/policy",
+        &[
+            ("csrf", &csrf),
+            ("validity_secs", "5"),
+            ("max_attempts", "0"),
+        ],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body
+            .contains("validity_secs: must be between 10 and 1000000, got 5"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("max_attempts: must be between 1 and 100, got 0")
+    );
+    assert!(
+        r.body.contains("value=\"5\""),
+        "the typed value is shown again"
+    );
+    assert_eq!(
+        f.state.provisioner().policy().validity_secs(),
+        600,
+        "nothing changed"
+    );
+
+    let r = post_form(
+        &f.app,
+        "/admin/policy",
+        &[("validity_secs", "300")],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "CSRF");
+
+    let r = post_form(
+        &f.app,
+        "/admin/policy",
+        &[
+            ("csrf", &csrf),
+            ("validity_secs", "300"),
+            ("allow_self_provision", "Yes"),
+        ],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Policy saved."));
+    assert_eq!(f.state.provisioner().policy().validity_secs(), 300);
+    // Saved for every instance sharing the database.
+    let saved = f
+        .state
+        .backend()
+        .settings
+        .get_setting("policy")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(saved.contains("\"validity_secs\":300"), "{saved}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_sharing_a_database_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sqlite");
+    let key = ServerKey::generate();
+    let one = StateBuilder::new(Backend::sqlite(&path).await.unwrap(), key.clone())
+        .delivery(Delivery::Direct)
+        .build()
+        .await
+        .unwrap();
+    let mut p = one.provisioner().policy();
+    p.set("validity_secs", "42").unwrap();
+    one.save_policy(p).await.unwrap();
+    one.pins()
+        .set(&alice(), &Pin::parse("9132").unwrap())
+        .await
+        .unwrap();
+    one.credentials()
+        .set_password(&SecretString::from(PASSWORD))
+        .await
+        .unwrap();
+    let two = StateBuilder::new(Backend::sqlite(&path).await.unwrap(), key)
+        .delivery(Delivery::Direct)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(two.provisioner().policy().validity_secs(), 42);
+    assert_eq!(
+        two.pins().get(&alice()).await.unwrap().unwrap().expose(),
+        "9132"
+    );
+    assert!(two.credentials().check_password(PASSWORD).await.unwrap());
+    // No PIN or password in the database file in plain text.
+    drop((one, two));
+    let raw = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("9132") && !text.contains(PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_api_with_bearer_token() {
+    let f = fixture().await;
+    let token = f.state.credentials().new_api_token().await.unwrap();
+    let auth = format!("Bearer {}", token.expose_secret());
+    let call = |method: &str, uri: &str, auth: Option<&str>| {
+        let mut b = Request::builder().method(method).uri(uri);
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    for a in [None, Some("Bearer wrong"), Some("Basic x"), Some("Bearer ")] {
+        let r = send(&f.app, call("GET", "/api/v1/users/alice", a)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{a:?}");
+        assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(r.body, r#"{"error":"Unauthorized"}"#);
+        let r = send(&f.app, call("POST", "/api/v1/users/alice/reprovision", a)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(f.outbox.messages().is_empty());
+
+    let r = send(&f.app, call("GET", "/api/v1/users/alice", Some(&auth))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["username"], "alice");
+    assert!(v["pending"].is_null() && v["device"].is_null());
+
+    let r = send(
+        &f.app,
+        call("POST", "/api/v1/users/alice/reprovision", Some(&auth)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["destination"]["address"], "alice@example.com");
+    assert_eq!(v["expires_at"], "2024-01-01T00:10:00Z");
+    let code = f.outbox.last_code_for(&alice()).unwrap();
+    assert!(!r.body.contains(code.expose()));
+    let v: serde_json::Value = serde_json::from_str(
+        &send(&f.app, call("GET", "/api/v1/users/alice", Some(&auth)))
+            .await
+            .body,
+    )
+    .unwrap();
+    assert_eq!(v["pending"]["attempts_left"], 5);
+    assert_eq!(v["pending"]["origin"], "admin");
+
+    let r = send(&f.app, call("GET", "/api/v1/users/nobody", Some(&auth))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body, r#"{"error":"Invalid Username"}"#);
+    let r = send(
+        &f.app,
+        call("POST", "/api/v1/users/nobody/reprovision", Some(&auth)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body, r#"{"error":"Invalid Username"}"#);
+    let r = send(
+        &f.app,
+        call("POST", "/api/v1/users/dave/reprovision", Some(&auth)),
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        r#"{"error":"No suitable transport for the user \"dave\" was found"}"#
+    );
+    let r = send(&f.app, call("GET", "/api/v1/users/%20", Some(&auth))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body, r#"{"error":"User not set"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_bodies_are_refused_everywhere() {
+    let f = fixture().await;
+    let big = format!("username={}", "a".repeat(70 * 1024));
+    for path in [
+        "/reset/provision",
+        "/login",
+        "/admin/login",
+        "/admin/policy",
+    ] {
+        let r = send(
+            &f.app,
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(big.clone()))
+                .unwrap(),
+        )
+        .await;
+        assert!(
+            r.status == StatusCode::PAYLOAD_TOO_LARGE
+                || r.status == StatusCode::FORBIDDEN
+                || r.status == StatusCode::SEE_OTHER,
+            "{path}: {}",
+            r.status
+        );
+        assert_ne!(r.status, StatusCode::OK);
+    }
+    let r = send(
+        &f.app,
+        Request::post("/reset/provision")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(big))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
