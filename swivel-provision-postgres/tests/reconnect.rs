@@ -57,7 +57,9 @@ async fn terminated_backends_give_transient_errors_then_the_pool_recovers() {
         }
         let killed = admin
             .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                // The second argument makes each call wait (up to 10 s) until the backend is
+                // gone, so no pooled connection is still half-alive when the store is used.
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name = $1",
                 &[&app],
             )
             .await
@@ -118,7 +120,7 @@ async fn a_server_that_goes_away_and_returns_is_used_again() {
     let config: tokio_postgres::Config = url.parse().unwrap();
     let store_url = key_value_url(&config, Some(proxy_addr));
     let options = PostgresOptions {
-        connect_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(15),
         ..schema.options()
     };
     let store = PostgresStore::connect_with(&store_url, options)

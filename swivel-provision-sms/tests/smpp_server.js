@@ -95,8 +95,11 @@ const server = smpp.createServer({ debug: false }, (session) => {
     if (status !== smpp.ESME_ROK) {
       session.send(pdu.response({ command_status: status }));
     } else if (pdu.destination_addr === DROP_AFTER_DEST) {
+      // Once the answer is written, the connection is cut in both directions (as a
+      // crashed or restarted SMSC would), so nothing more is read from this session.
       session.send(pdu.response({ message_id: String(nextId++) }), null, () => {
-        session.socket.end(() => out({ event: 'dropped' }));
+        session.socket.destroy();
+        out({ event: 'dropped' });
       });
     } else {
       session.send(pdu.response({ message_id: String(nextId++) }));

@@ -301,7 +301,7 @@ async fn wrong_password_is_permanent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_not_listening_is_transient() {
     // Needs no Python: nothing listens on the port.
-    let port = support::free_port();
+    let port = support::CLOSED_PORT;
     let transport = SmtpTransport::new(config(port)).unwrap();
     let err = transport
         .deliver(&message("alice@example.test"))
@@ -318,7 +318,7 @@ async fn server_not_listening_is_transient() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_recipient_is_refused_before_connecting() {
     // Nothing listens on the port: a connection attempt would give a *transient* error.
-    let port = support::free_port();
+    let port = support::CLOSED_PORT;
     let transport = SmtpTransport::new(config(port)).unwrap();
     for bad in [
         "alice@@example.test",

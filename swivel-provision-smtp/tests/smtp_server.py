@@ -122,7 +122,7 @@ def main():
         # With STARTTLS, AUTH is offered only after it. (aiosmtpd does not count implicit
         # TLS as TLS for this check; the whole session is encrypted there anyway.)
         kwargs["auth_require_tls"] = not a.implicit_tls
-    controller = Controller(handler, hostname="127.0.0.1", port=a.port, **kwargs)
+    controller = Controller(handler, hostname="127.0.0.1", port=a.port, ready_timeout=60, **kwargs)
     controller.start()
     print("READY", flush=True)
     try:

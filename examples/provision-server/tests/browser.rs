@@ -37,6 +37,35 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts chromedriver on a free port and waits (at most 30 s) until it listens; tries up
+/// to three ports if it exits first (its port was taken in between).
+async fn start_chromedriver(driver: &std::path::Path) -> (u16, Killed) {
+    for _ in 0..3 {
+        let port = free_port();
+        let mut child = Killed(
+            Command::new(driver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (port, child);
+            }
+            if let Some(status) = child.0.try_wait().unwrap() {
+                eprintln!("chromedriver on port {port} exited ({status}); trying another port");
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    panic!("chromedriver exited three times without listening");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn console_policy_and_self_service_in_headless_chromium() {
     let (Some(chromium), Some(driver)) = (
@@ -53,20 +82,9 @@ async fn console_policy_and_self_service_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&dir.path().join("data"));
 
-    let port = free_port();
-    let _driver = Killed(
-        Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A port picked here may be taken by someone else before chromedriver binds it: try
+    // again on a new port when chromedriver exits instead of listening.
+    let (port, _driver) = start_chromedriver(&driver).await;
     let profile = dir.path().join("profile");
     let mut caps = serde_json::Map::new();
     caps.insert(

@@ -77,6 +77,9 @@ impl TestSchema {
     pub fn options(&self) -> PostgresOptions {
         PostgresOptions {
             schema: Some(self.name.clone()),
+            // Generous: on a busy two-core machine a new backend can take seconds to start,
+            // and many concurrent calls may wait for a pooled connection.
+            connect_timeout: std::time::Duration::from_secs(30),
             ..PostgresOptions::default()
         }
     }

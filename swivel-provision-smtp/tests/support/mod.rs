@@ -138,7 +138,11 @@ fn setup_venv() -> Result<PathBuf, String> {
     }
 }
 
-/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+/// Port 1 on loopback (tcpmux): nothing listens there, and unlike a port released by another
+/// test, no test server can be given it.
+pub const CLOSED_PORT: u16 = 1;
+
+/// A free port on 127.0.0.1 for a test server to listen on (bound, then released).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().unwrap().port()
