@@ -25,19 +25,28 @@ type HmacSha256 = Hmac<Sha256>;
 /// Keep it outside the database (a file with mode 0600, a secret manager). Every server
 /// instance of a cluster needs the same key. Losing it invalidates every pending code and
 /// every provisioned device.
-pub struct ServerKey(SecretBox<[u8; 32]>);
+pub struct ServerKey {
+    key: SecretBox<[u8; 32]>,
+    /// HMAC-SHA256 keyed with `key` and nothing else absorbed: cloned for each derivation,
+    /// which saves hashing the inner and outer key blocks every time.
+    keyed: HmacSha256,
+}
 
 impl ServerKey {
     /// A new random key from the operating system's CSPRNG.
     pub fn generate() -> Self {
         let mut key = [0u8; 32];
         ChaCha20Rng::from_os_rng().fill_bytes(&mut key);
-        Self(SecretBox::new(Box::new(key)))
+        Self::from_bytes(key)
     }
 
     /// A key from 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(SecretBox::new(Box::new(bytes)))
+        let keyed = HmacSha256::new_from_slice(&bytes).expect("any key size");
+        Self {
+            key: SecretBox::new(Box::new(bytes)),
+            keyed,
+        }
     }
 
     /// A key from a slice, which must be exactly 32 bytes.
@@ -51,13 +60,13 @@ impl ServerKey {
 
     /// The raw key bytes, to save the key. Handle with care.
     pub fn expose_bytes(&self) -> &[u8; 32] {
-        self.0.expose_secret()
+        self.key.expose_secret()
     }
 
     /// HMAC-SHA256 of `parts` under a subkey for `purpose`. Hosts may use it to derive keys
     /// of their own (for example to encrypt PINs) with a purpose string of their own.
     pub fn derive(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(self.0.expose_secret()).expect("any key size");
+        let mut mac = self.keyed.clone();
         mac.update(&(purpose.len() as u32).to_be_bytes());
         mac.update(purpose.as_bytes());
         for part in parts {
@@ -262,9 +271,80 @@ pub(crate) fn os_rng() -> ChaCha20Rng {
     ChaCha20Rng::from_os_rng()
 }
 
+/// Secrets drawn from one thread's generator before it is seeded again from the operating
+/// system.
+const RESEED_AFTER: u32 = 1024;
+
+thread_local! {
+    /// Each thread's ChaCha20 generator and the secrets drawn from it since its seed.
+    static THREAD_RNG: std::cell::RefCell<Option<(ChaCha20Rng, u32)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's ChaCha20 generator, seeded from the operating system on first
+/// use and again after every [`RESEED_AFTER`] calls. One `getrandom` call per code and per
+/// provision Id costs about a twentieth of a whole provisioning cycle; this keeps the
+/// generator a CSPRNG with a fresh OS seed at a bounded distance.
+pub(crate) fn with_thread_rng<T>(f: impl FnOnce(&mut ChaCha20Rng) -> T) -> T {
+    THREAD_RNG.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(_, uses)| *uses >= RESEED_AFTER) {
+            *slot = Some((os_rng(), 0));
+        }
+        let (rng, uses) = slot.as_mut().expect("seeded above");
+        *uses += 1;
+        f(rng)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derive_is_hmac_sha256_of_length_prefixed_parts() {
+        let key = ServerKey::from_bytes([7; 32]);
+        let mut mac = HmacSha256::new_from_slice(&[7; 32]).unwrap();
+        for part in [&b"purpose"[..], b"one", b""] {
+            mac.update(&(part.len() as u32).to_be_bytes());
+            mac.update(part);
+        }
+        let expected: [u8; 32] = mac.finalize().into_bytes().into();
+        assert_eq!(key.derive("purpose", &[b"one", b""]), expected);
+        // The pre-keyed state is not consumed: the same call gives the same answer.
+        assert_eq!(key.derive("purpose", &[b"one", b""]), expected);
+        assert_ne!(key.derive("purpose", &[b"one"]), expected);
+        assert_eq!(key.clone().derive("purpose", &[b"one", b""]), expected);
+    }
+
+    #[test]
+    fn the_thread_generator_is_seeded_again_after_its_budget() {
+        std::thread::spawn(|| {
+            let uses = || THREAD_RNG.with(|c| c.borrow().as_ref().map(|(_, n)| *n));
+            assert_eq!(uses(), None, "a new thread starts without a generator");
+            let first = with_thread_rng(|rng| rng.next_u64());
+            let second = with_thread_rng(|rng| rng.next_u64());
+            assert_ne!(first, second);
+            for _ in 2..RESEED_AFTER {
+                with_thread_rng(|rng| rng.next_u32());
+            }
+            assert_eq!(uses(), Some(RESEED_AFTER));
+            with_thread_rng(|rng| rng.next_u32());
+            assert_eq!(uses(), Some(1), "seeded again from the OS");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn threads_draw_different_secrets() {
+        let draw = || {
+            std::thread::spawn(|| with_thread_rng(|rng| rng.next_u64()))
+                .join()
+                .unwrap()
+        };
+        assert_ne!(draw(), draw());
+    }
     use crate::policy::CodeFormat;
 
     #[test]

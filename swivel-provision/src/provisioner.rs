@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 
 use crate::clock::{Clock, SystemClock};
-use crate::code::{CodeHash, ProvisionCode, ProvisionId, ServerKey, os_rng};
+use crate::code::{CodeHash, ProvisionCode, ProvisionId, ServerKey, with_thread_rng};
 use crate::delivery::Job;
 #[cfg(feature = "tokio")]
 use crate::delivery::{Queue, QueueConfig};
@@ -524,7 +524,7 @@ impl Provisioner {
                 username: username.to_string(),
             });
         };
-        let code = ProvisionCode::generate(&policy.code, &mut os_rng());
+        let code = with_thread_rng(|rng| ProvisionCode::generate(&policy.code, rng));
         let code_hash = self.inner.key.code_hash(username.as_str(), &code);
         let now = self.now();
         let record = update(self.inner.store.as_ref(), username, |cur| {
@@ -637,7 +637,7 @@ impl Provisioner {
         let policy = self.policy();
         let presented = self.inner.key.code_hash(username.as_str(), code);
         let well_formed = code.fits(&policy.code);
-        let id = ProvisionId::generate(&mut os_rng());
+        let id = with_thread_rng(ProvisionId::generate);
         let id_hash = self.inner.key.id_hash(&id);
         let info = (policy.log_device_info && !device.is_empty()).then_some(device);
         let now = self.now();

@@ -31,24 +31,22 @@ impl StringGenerator for ChaChaStringGenerator {
     fn generate(&self, seed: [u8; 32], generation: u32) -> SecurityStrings {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let mut digits = Box::new([[0u8; STRING_DIGITS]; STRINGS_PER_SET]);
-        let mut buf = [0u8; 64];
-        let mut pos = buf.len();
-        for string in digits.iter_mut() {
-            for d in string.iter_mut() {
-                // Rejection sampling on bytes: 250 = 25 * 10, no modulo bias.
-                loop {
-                    if pos == buf.len() {
-                        rng.fill_bytes(&mut buf);
-                        pos = 0;
-                    }
-                    let b = buf[pos];
-                    pos += 1;
-                    if b < 250 {
-                        *d = b'0' + b % 10;
-                        break;
-                    }
-                }
+        let flat = digits.as_flattened_mut();
+        let mut filled = 0;
+        while filled < flat.len() {
+            // Rejection sampling on 32-bit words: a word below 4 * 10^9 is uniform modulo
+            // 10^9, so its nine low decimal digits are nine independent uniform digits. One
+            // word in 14 is rejected; no modulo bias.
+            let word = rng.next_u32();
+            if word >= 4_000_000_000 {
+                continue;
             }
+            let mut x = word % 1_000_000_000;
+            for d in flat[filled..].iter_mut().take(9) {
+                *d = b'0' + (x % 10) as u8;
+                x /= 10;
+            }
+            filled = (filled + 9).min(flat.len());
         }
         SecurityStrings { generation, digits }
     }
