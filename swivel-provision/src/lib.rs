@@ -13,7 +13,8 @@
 //! (The end-to-end example lives in the crate README and in `Provisioner`'s docs.)
 //!
 //! # Security
-//! - Codes come from ChaCha20 seeded by the operating system, are compared in constant time
+//! - Codes come from ChaCha20 seeded by the operating system (one generator per thread,
+//!   seeded again after every 1,024 codes or Ids), are compared in constant time
 //!   and are stored only as HMAC-SHA256 under the [`ServerKey`]. Provision Ids likewise.
 //!   Security strings are derived from the key, never stored.
 //! - Nothing secret reaches a log, a `Debug` output or an error message: secrets are
