@@ -1,5 +1,5 @@
-//! [`Clock`]: where the core reads the time (a [`ManualClock`](crate::testing::ManualClock)
-//! in tests).
+//! [`Clock`]: where the core reads the time (a `testing::ManualClock`, behind the `testing`
+//! feature, in tests).
 
 use time::OffsetDateTime;
 
