@@ -454,9 +454,12 @@ impl Provisioner {
                 .provision
                 .as_deref()
                 .map(|x| fill(x, None, username, Some(code)).into()),
+            // A link that names the site is left out while no Site ID is set (it would end
+            // in an empty `site=`).
             getsettings: t
                 .getsettings
                 .as_deref()
+                .filter(|x| site.is_some() || !x.contains("{site}"))
                 .map(|x| fill(x, site, username, None)),
             complete: t
                 .complete

@@ -452,6 +452,25 @@ async fn links_and_qr_in_message() {
 }
 
 #[tokio::test]
+async fn without_a_site_id_no_link_names_a_site() {
+    let mut policy = Policy::default();
+    policy.links = LinkTemplates::for_base_url("https://auth.example.com/");
+    let k = kit_with(policy);
+    let code = k.code("alice").await;
+    let m = k.outbox.last_message_for(&user("alice")).unwrap();
+    assert_eq!(m.links().getsettings(), None);
+    assert_eq!(m.links().complete(), None);
+    assert_eq!(
+        m.links().provision().map(str::to_owned),
+        Some(format!(
+            "https://auth.example.com/smc/provision/?user=alice&code={}",
+            code.expose()
+        ))
+    );
+    assert!(!m.text_body().contains("site="), "{}", m.text_body());
+}
+
+#[tokio::test]
 async fn ssd_lookup() {
     let k = kit();
     k.sites
