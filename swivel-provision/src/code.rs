@@ -24,7 +24,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// # Security
 /// Keep it outside the database (a file with mode 0600, a secret manager). Every server
 /// instance of a cluster needs the same key. Losing it invalidates every pending code and
-/// every provisioned device.
+/// every provisioned device. The raw key is zeroed when the `ServerKey` is dropped; the
+/// pre-keyed HMAC state it also holds (as good as the key for HMAC) is not.
 pub struct ServerKey {
     key: SecretBox<[u8; 32]>,
     /// HMAC-SHA256 keyed with `key` and nothing else absorbed: cloned for each derivation,
@@ -284,7 +285,9 @@ thread_local! {
 /// Runs `f` with this thread's ChaCha20 generator, seeded from the operating system on first
 /// use and again after every [`RESEED_AFTER`] calls. One `getrandom` call per code and per
 /// provision Id costs about a twentieth of a whole provisioning cycle; this keeps the
-/// generator a CSPRNG with a fresh OS seed at a bounded distance.
+/// generator a CSPRNG with a fresh OS seed at a bounded distance. A process that forks
+/// must not draw secrets in both parent and child from a generator made before the fork
+/// (the library never forks).
 pub(crate) fn with_thread_rng<T>(f: impl FnOnce(&mut ChaCha20Rng) -> T) -> T {
     THREAD_RNG.with(|cell| {
         let mut slot = cell.borrow_mut();
