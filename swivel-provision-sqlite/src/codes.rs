@@ -97,20 +97,30 @@ fn compare_and_swap(
     Ok(true)
 }
 
+/// The one record `sql` (a `SELECT body … WHERE <unique column> = ?1`) finds for `key`, read
+/// on a reader connection.
+async fn record_where(
+    store: &SqliteStore,
+    sql: &'static str,
+    key: String,
+) -> Result<Option<ProvisionRecord>, StoreError> {
+    Ok(store
+        .db
+        .run(false, move |conn, path| {
+            let body: Option<Vec<u8>> = conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.query_row([&key], |r| r.get(0)).optional())
+                .map_err(|e| SqliteError::from_sqlite(path, e))?;
+            body.map(|b| parse_record(path, &b)).transpose()
+        })
+        .await?)
+}
+
 #[async_trait]
 impl CodeStore for SqliteStore {
     async fn load(&self, username: &Username) -> Result<Option<ProvisionRecord>, StoreError> {
-        let username = username.as_str().to_owned();
-        Ok(self
-            .db
-            .run(false, move |conn, path| {
-                let body: Option<Vec<u8>> = conn
-                    .prepare_cached("SELECT body FROM records WHERE username = ?1")
-                    .and_then(|mut s| s.query_row([&username], |r| r.get(0)).optional())
-                    .map_err(|e| SqliteError::from_sqlite(path, e))?;
-                body.map(|b| parse_record(path, &b)).transpose()
-            })
-            .await?)
+        let sql = "SELECT body FROM records WHERE username = ?1";
+        record_where(self, sql, username.as_str().to_owned()).await
     }
 
     async fn compare_and_swap(
@@ -161,17 +171,8 @@ impl CodeStore for SqliteStore {
         &self,
         id_hash: &IdHash,
     ) -> Result<Option<ProvisionRecord>, StoreError> {
-        let hash = id_hash.to_hex();
-        Ok(self
-            .db
-            .run(false, move |conn, path| {
-                let body: Option<Vec<u8>> = conn
-                    .prepare_cached("SELECT body FROM records WHERE device_id_hash = ?1")
-                    .and_then(|mut s| s.query_row([&hash], |r| r.get(0)).optional())
-                    .map_err(|e| SqliteError::from_sqlite(path, e))?;
-                body.map(|b| parse_record(path, &b)).transpose()
-            })
-            .await?)
+        let sql = "SELECT body FROM records WHERE device_id_hash = ?1";
+        record_where(self, sql, id_hash.to_hex()).await
     }
 
     async fn list_expired(
