@@ -127,9 +127,14 @@ async fn code_valid_just_before_expiry() {
     let k = kit_with(p);
     let code = k.code("alice").await;
     k.clock.advance(Duration::seconds(9));
+    let status = k.p.status(&user("alice")).await.unwrap();
+    assert!(status.pending.is_some() && status.device.is_none());
     k.p.redeem(&user("alice"), &code, DeviceInfo::default())
         .await
-        .unwrap();
+        .expect("one second before expiry the code is still valid");
+    let status = k.p.status(&user("alice")).await.unwrap();
+    assert!(status.pending.is_none(), "the code is spent");
+    assert!(status.device.is_some(), "alice now has a device");
 }
 
 #[tokio::test]
