@@ -158,6 +158,17 @@ fn provision_xml(user: &str, code: &str) -> String {
     )
 }
 
+/// Posts `xml` to the device endpoint and asserts the answer is `FAIL` with `error`.
+async fn assert_agent_error(app: &Router, xml: String, error: &str) {
+    let r = post_xml(app, "/pinsafe/AgentXML", xml).await;
+    assert!(
+        r.body.contains("<Result>FAIL</Result>")
+            && r.body.contains(&format!("<Error>{error}</Error>")),
+        "expected FAIL with {error:?}: {}",
+        r.body
+    );
+}
+
 fn strings_xml(id: &str) -> String {
     format!(
         "<SASRequest><Version>3.6</Version><Action>SecurityStrings</Action><Id>{id}</Id></SASRequest>"
@@ -252,35 +263,19 @@ async fn agentxml_provision_strings_and_errors() {
         .await
         .unwrap();
     let code = f.outbox.last_code_for(&alice()).unwrap();
-    let r = post_xml(
+    assert_agent_error(
         &f.app,
-        "/pinsafe/AgentXML",
         provision_xml("nobody", code.expose()),
+        "Invalid Username",
     )
     .await;
-    assert!(
-        r.body.contains("<Error>Invalid Username</Error>"),
-        "{}",
-        r.body
-    );
-    let r = post_xml(
+    assert_agent_error(&f.app, provision_xml("", code.expose()), "User not set").await;
+    assert_agent_error(
         &f.app,
-        "/pinsafe/AgentXML",
-        provision_xml("", code.expose()),
-    )
-    .await;
-    assert!(r.body.contains("<Error>User not set</Error>"), "{}", r.body);
-    let r = post_xml(
-        &f.app,
-        "/pinsafe/AgentXML",
         provision_xml("alice", "0000000000"),
+        "Provision Failure",
     )
     .await;
-    assert!(
-        r.body.contains("<Error>Provision Failure</Error>"),
-        "{}",
-        r.body
-    );
     let r = post_xml(
         &f.app,
         "/pinsafe/AgentXML",
@@ -289,17 +284,12 @@ async fn agentxml_provision_strings_and_errors() {
     .await;
     assert!(r.body.contains("<Result>PASS</Result>"), "{}", r.body);
     let id = between(&r.body, "<Id>", "</Id>").unwrap().to_owned();
-    let r = post_xml(
+    assert_agent_error(
         &f.app,
-        "/pinsafe/AgentXML",
         provision_xml("alice", code.expose()),
+        "Invalid Provision Code",
     )
     .await;
-    assert!(
-        r.body.contains("<Error>Invalid Provision Code</Error>"),
-        "{}",
-        r.body
-    );
 
     let r = post_xml(&f.app, "/pinsafe/AgentXML", strings_xml(&id)).await;
     let strings = between(&r.body, "<SecurityStrings>", "</SecurityStrings>").unwrap();
@@ -319,14 +309,12 @@ async fn agentxml_provision_strings_and_errors() {
     )
     .await;
     assert!(r.body.contains("<Result>PASS</Result>"));
-    let r = post_xml(&f.app, "/pinsafe/AgentXML", strings_xml(&id)).await;
-    assert!(
-        r.body.contains(
-            "<Error>Mobile request from unknown user; the user needs to reprovision</Error>"
-        ),
-        "{}",
-        r.body
-    );
+    assert_agent_error(
+        &f.app,
+        strings_xml(&id),
+        "Mobile request from unknown user; the user needs to reprovision",
+    )
+    .await;
     let lines: Vec<String> = f
         .state
         .log()
@@ -360,13 +348,12 @@ async fn agentxml_provision_strings_and_errors() {
     )
     .await;
     let cid = between(&r.body, "<Id>", "</Id>").unwrap().to_owned();
-    let r = post_xml(&f.app, "/pinsafe/AgentXML", strings_xml(&cid)).await;
-    assert!(
-        r.body
-            .contains("<Error>Error Downloading Security Strings</Error>"),
-        "{}",
-        r.body
-    );
+    assert_agent_error(
+        &f.app,
+        strings_xml(&cid),
+        "Error Downloading Security Strings",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
