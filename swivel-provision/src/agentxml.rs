@@ -419,6 +419,32 @@ pub fn parse_response(body: &[u8]) -> Result<AgentReply, AgentXmlError> {
 ///   mobile-client policies, or `FAIL` (`Mobile request from unknown user; the user needs
 ///   to reprovision`, `Error Downloading Security Strings`, ...).
 pub async fn respond(provisioner: &Provisioner, body: &[u8]) -> String {
+    answer(provisioner, body).await.xml
+}
+
+/// What [`answer`] produced: the response body and whether the request was a failed
+/// attempt that a host should count against the client (a refused `provision` or
+/// `SecurityStrings`, or a request that could not be read).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The `SASResponse` to send back.
+    pub xml: String,
+    /// Whether the request failed (a host's throttle counts these).
+    pub failed: bool,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The body may carry a provision Id or strings.
+        f.debug_struct("Answer")
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Like [`respond`], and says whether the request failed, for hosts that throttle failed
+/// attempts per client.
+pub async fn answer(provisioner: &Provisioner, body: &[u8]) -> Answer {
     let (request_id, response) = match read_request(body) {
         Ok(req) => {
             let response = dispatch(provisioner, req.action).await;
@@ -434,10 +460,14 @@ pub async fn respond(provisioner: &Provisioner, body: &[u8]) -> String {
             )
         }
     };
-    render_response(&AgentReply {
-        request_id,
-        response,
-    })
+    let failed = matches!(response, AgentResponse::Fail { .. });
+    Answer {
+        xml: render_response(&AgentReply {
+            request_id,
+            response,
+        }),
+        failed,
+    }
 }
 
 async fn dispatch(provisioner: &Provisioner, action: AgentAction) -> AgentResponse {
@@ -1140,6 +1170,22 @@ mod tests {
             AgentResponse::Fail { error } => error,
             other => panic!("expected FAIL, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn answer_says_which_requests_failed() {
+        let (p, outbox) = provisioner(Policy::default());
+        let ping = render_request(&AgentRequest::new(AgentAction::Ping));
+        assert!(!answer(&p, ping.as_bytes()).await.failed);
+        assert!(answer(&p, b"<nonsense").await.failed);
+        p.request_provision(&alice(), Origin::Admin).await.unwrap();
+        let wrong = render_request(&provision_with("alice", ProvisionCode::new(CODE)));
+        let reply = answer(&p, wrong.as_bytes()).await;
+        assert!(reply.failed);
+        assert!(!format!("{reply:?}").contains("SASResponse"));
+        let code = outbox.last_code_for(&alice()).unwrap();
+        let right = render_request(&provision_with("alice", code));
+        assert!(!answer(&p, right.as_bytes()).await.failed);
     }
 
     #[tokio::test]
