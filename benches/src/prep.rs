@@ -161,7 +161,14 @@ fn provisioned_record(
 ) -> Result<ProvisionRecord, BenchError> {
     let code = CodeHash([0; 32]);
     let pending = state::request(None, name, code, Origin::Admin, at, policy)?;
-    let Redeem::Provisioned(device) = state::redeem(Some(&pending), &code, true, id_hash, None, at)
+    let presented = state::Presented {
+        known_user: true,
+        code_hash: code,
+        well_formed: true,
+        new_device: id_hash,
+        info: None,
+    };
+    let Redeem::Provisioned(device) = state::redeem(Some(&pending), name, presented, at, policy)
     else {
         return Err(BenchError::Invalid(
             "the state machine refused a prepared redeem".into(),

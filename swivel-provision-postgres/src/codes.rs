@@ -59,7 +59,7 @@ impl PostgresStore {
         let body =
             std::str::from_utf8(&json).map_err(|_| PostgresError::OutOfRange("record JSON"))?;
         let device = record.device_id_hash().map(|h| h.to_hex());
-        let expires = record.pending_expires_at();
+        let expires = record.purge_due_at();
         let username = record.username.as_str();
         let client = self.client().await?;
         let result = match expected_version {
@@ -159,7 +159,7 @@ impl PostgresStore {
             match body {
                 None => listed.push(username),
                 Some(body) => {
-                    if let Some(at) = decode(&body)?.pending_expires_at().filter(|t| *t <= now) {
+                    if let Some(at) = decode(&body)?.purge_due_at().filter(|t| *t <= now) {
                         boundary.push((at, username));
                     }
                 }

@@ -291,9 +291,10 @@ async fn login(addr: &str, otc: &str) -> bool {
 fn assert_invalid_code(answer: &AgentResponse, what: &str) {
     match answer {
         AgentResponse::Fail { error } => {
-            assert_eq!(error, "Invalid Provision Code", "{what}");
+            // Uniform device errors (the default): a used code fails like any other.
+            assert_eq!(error, "Provision Failure", "{what}");
         }
-        other => panic!("{what}: expected FAIL Invalid Provision Code, got {other:?}"),
+        other => panic!("{what}: expected FAIL Provision Failure, got {other:?}"),
     }
 }
 

@@ -141,7 +141,7 @@ impl CodeStore for SqliteStore {
             version,
             body: record.to_json(),
             device_id_hash: record.device_id_hash().map(|h| h.to_hex()),
-            pending_expires_ns: record.pending_expires_at().map(unix_nanos),
+            pending_expires_ns: record.purge_due_at().map(unix_nanos),
         };
         Ok(self
             .db

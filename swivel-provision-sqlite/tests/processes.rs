@@ -204,10 +204,8 @@ fn two_processes_redeem_one_code_exactly_once() {
         );
     }
     assert!(
-        lost_words
-            .iter()
-            .all(|w| w == "lost Invalid Provision Code"),
-        "the loser is told the code is used: {lost_words:?}"
+        lost_words.iter().all(|w| w == "lost Provision Failure"),
+        "the loser is told what every failure is told (uniform device errors): {lost_words:?}"
     );
 }
 

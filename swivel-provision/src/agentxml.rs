@@ -486,7 +486,7 @@ async fn dispatch(provisioner: &Provisioner, action: AgentAction) -> AgentRespon
         } => {
             let username = match Username::parse(&username) {
                 Ok(u) => u,
-                Err(e) => return fail(e),
+                Err(e) => return fail(crate::provisioner::device_error(&provisioner.policy(), e)),
             };
             match provisioner.redeem(&username, &code, device).await {
                 Ok(id) => AgentResponse::Provisioned { id },
@@ -1191,6 +1191,7 @@ mod tests {
     #[tokio::test]
     async fn respond_end_to_end() {
         let mut policy = Policy::default();
+        policy.device_errors = crate::DeviceErrors::Detailed;
         policy.mobile_policies = vec![MobilePolicy {
             id: "PinLength".into(),
             section: "Security".into(),
@@ -1261,6 +1262,32 @@ mod tests {
             error_of(reply),
             "Mobile request from unknown user; the user needs to reprovision"
         );
+    }
+
+    #[tokio::test]
+    async fn uniform_errors_tell_no_cause() {
+        // The default policy: unknown user, blank or bad username, no pending code, wrong
+        // code and a used code all answer the same.
+        let (p, outbox) = provisioner(Policy::default());
+        let mut answers = Vec::new();
+        for name in ["nobody", "", "bad\u{1}name", "alice"] {
+            let reply = ask(&p, &provision_with(name, ProvisionCode::new(CODE))).await;
+            answers.push(error_of(reply));
+        }
+        p.request_provision(&alice(), Origin::Admin).await.unwrap();
+        let code = outbox.last_code_for(&alice()).unwrap();
+        let wrong = if code.expose() == CODE {
+            "0987654321"
+        } else {
+            CODE
+        };
+        let reply = ask(&p, &provision_with("alice", ProvisionCode::new(wrong))).await;
+        answers.push(error_of(reply));
+        let reply = ask(&p, &provision_with("alice", code.clone())).await;
+        assert!(matches!(reply.response, AgentResponse::Provisioned { .. }));
+        let reply = ask(&p, &provision_with("alice", code)).await;
+        answers.push(error_of(reply));
+        assert_eq!(answers, vec!["Provision Failure"; 6]);
     }
 
     #[tokio::test]

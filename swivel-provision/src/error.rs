@@ -170,6 +170,17 @@ pub enum Error {
         /// Seconds until a new request is accepted.
         retry_after_secs: u64,
     },
+    /// The account is locked after too many failed redeems or one-time codes in a row; an
+    /// administrator must unlock it ([`Provisioner::unlock`](crate::Provisioner::unlock)).
+    #[error("the account of user \"{username}\" is locked after too many failed attempts")]
+    AccountLocked {
+        /// The user.
+        username: String,
+    },
+    /// A self-service request while a code an administrator issued is still pending: it is
+    /// not replaced.
+    #[error("a provision code issued by an administrator is still pending for this user")]
+    AdminCodePending,
     /// The one-time code was wrong, malformed, already used, or the user has no strings.
     #[error("one-time code rejected")]
     OtcRejected,
@@ -225,6 +236,8 @@ impl Error {
             }
             Error::SelfProvisionDisabled => "Self provisioning is not allowed".into(),
             Error::RateLimited { .. } => "Too many requests, please try again later".into(),
+            Error::AccountLocked { .. } => "Account locked, contact your administrator".into(),
+            Error::AdminCodePending => "A provision code has already been sent".into(),
             Error::OtcRejected | Error::InvalidPin => "Authentication failed".into(),
             Error::InvalidInput { field, reason } => format!("Invalid {field}: {reason}"),
             Error::Policy(e) => e.to_string(),

@@ -106,19 +106,88 @@ pub enum ProvisionEvent {
         /// The user.
         username: Username,
     },
+    /// The account was locked after too many failed redeems or one-time codes in a row.
+    AccountLocked {
+        /// The user.
+        username: Username,
+    },
+    /// An administrator unlocked the account.
+    AccountUnlocked {
+        /// The user.
+        username: Username,
+    },
+}
+
+/// A user-controlled value (a username, an address) in an event line: as it is, or escaped
+/// for a log where a `"` or a backslash must not forge a field.
+struct Value<'a> {
+    text: &'a str,
+    escaped: bool,
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.escaped {
+            return f.write_str(self.text);
+        }
+        for c in self.text.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_control() || crate::types::is_bidi_or_separator(c) => {
+                    write!(f, "\\u{{{:x}}}", c as u32)?
+                }
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn val(escaped: bool, text: &str) -> Value<'_> {
+    Value { text, escaped }
+}
+
+/// An event line with its user-controlled values escaped ([`ProvisionEvent::log_line`]).
+struct LogLine<'a>(&'a ProvisionEvent);
+
+impl fmt::Display for LogLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.render(f, true)
+    }
 }
 
 impl fmt::Display for ProvisionEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.render(f, false)
+    }
+}
+
+impl ProvisionEvent {
+    /// The event's line with every username and address escaped (`"` as `\"`, `\` as
+    /// `\\`, control, bidirectional and separator characters as `\u{..}`), so that a
+    /// value cannot forge a field or a line in a log. [`TracingSink`] logs this form;
+    /// `Display` gives the plain line (the seed's exact words).
+    pub fn log_line(&self) -> String {
+        LogLine(self).to_string()
+    }
+
+    fn render(&self, f: &mut fmt::Formatter<'_>, escaped: bool) -> fmt::Result {
         use ProvisionEvent::*;
         match self {
-            CodeCreated { username } => write!(f, "Provision code created for user \"{username}\""),
+            CodeCreated { username } => write!(
+                f,
+                "Provision code created for user \"{}\"",
+                val(escaped, username.as_str())
+            ),
             MessageQueued {
                 username,
                 destination,
             } => write!(
                 f,
-                "Message added to message queue for user: {username}, destination: {destination}."
+                "Message added to message queue for user: {}, destination: {}.",
+                val(escaped, username.as_str()),
+                val(escaped, &destination.address)
             ),
             MessageSent {
                 username,
@@ -126,7 +195,9 @@ impl fmt::Display for ProvisionEvent {
             } => {
                 write!(
                     f,
-                    "Message sent to user: {username}, destination: {destination}."
+                    "Message sent to user: {}, destination: {}.",
+                    val(escaped, username.as_str()),
+                    val(escaped, &destination.address)
                 )
             }
             DeliveryRetry {
@@ -136,7 +207,11 @@ impl fmt::Display for ProvisionEvent {
                 error,
             } => write!(
                 f,
-                "Message to user: {username}, destination: {destination} failed (attempt {attempt}), will retry: {error}"
+                "Message to user: {}, destination: {} failed (attempt {}), will retry: {}",
+                val(escaped, username.as_str()),
+                val(escaped, &destination.address),
+                attempt,
+                error
             ),
             DeliveryFailed {
                 username,
@@ -144,19 +219,27 @@ impl fmt::Display for ProvisionEvent {
                 error,
             } => write!(
                 f,
-                "Message to user: {username}, destination: {destination} could not be delivered, provision code revoked: {error}"
+                "Message to user: {}, destination: {} could not be delivered, provision code revoked: {}",
+                val(escaped, username.as_str()),
+                val(escaped, &destination.address),
+                error
             ),
             CanReprovision { username } => {
                 write!(
                     f,
-                    "User \"{username}\" can now reprovision their mobile device."
+                    "User \"{}\" can now reprovision their mobile device.",
+                    val(escaped, username.as_str())
                 )
             }
             Provisioned {
                 username,
                 device: None,
             } => {
-                write!(f, "User \"{username}\" provisioned successfully")
+                write!(
+                    f,
+                    "User \"{}\" provisioned successfully",
+                    val(escaped, username.as_str())
+                )
             }
             Provisioned {
                 username,
@@ -164,45 +247,75 @@ impl fmt::Display for ProvisionEvent {
             } => {
                 write!(
                     f,
-                    "User \"{username}\" provisioned successfully, device: {d}"
+                    "User \"{}\" provisioned successfully, device: {}",
+                    val(escaped, username.as_str()),
+                    d
                 )
             }
             ProvisionFailed { username } => write!(
                 f,
-                "User \"{username}\" provision failed, A valid session could not be loaded or created for the user."
+                "User \"{}\" provision failed, A valid session could not be loaded or created for the user.",
+                val(escaped, username.as_str())
             ),
             CodeBurned { username } => write!(
                 f,
-                "Provision code for user \"{username}\" burned after too many wrong attempts"
+                "Provision code for user \"{}\" burned after too many wrong attempts",
+                val(escaped, username.as_str())
             ),
             UnknownMobileUser => {
                 f.write_str("Mobile request from unknown user; the user needs to reprovision")
             }
             NoAuthMethod { username } => write!(
                 f,
-                "AgentXML request failed, error: No suitable authentication method for the user \"{username}\" was found."
+                "AgentXML request failed, error: No suitable authentication method for the user \"{}\" was found.",
+                val(escaped, username.as_str())
             ),
             StringsDownloaded {
                 username,
                 generation,
             } => write!(
                 f,
-                "Security strings downloaded for user \"{username}\" (generation {generation})"
+                "Security strings downloaded for user \"{}\" (generation {})",
+                val(escaped, username.as_str()),
+                generation
             ),
             SelfServiceRefused { username, reason } => {
                 write!(
                     f,
-                    "Self-service provision request for user \"{username}\" refused: {reason}"
+                    "Self-service provision request for user \"{}\" refused: {}",
+                    val(escaped, username.as_str()),
+                    reason
                 )
             }
             Revoked { username } => {
                 write!(
                     f,
-                    "Mobile device and provision code of user \"{username}\" revoked"
+                    "Mobile device and provision code of user \"{}\" revoked",
+                    val(escaped, username.as_str())
                 )
             }
-            OtcAccepted { username } => write!(f, "One-time code accepted for user \"{username}\""),
-            OtcRejected { username } => write!(f, "One-time code rejected for user \"{username}\""),
+            OtcAccepted { username } => write!(
+                f,
+                "One-time code accepted for user \"{}\"",
+                val(escaped, username.as_str())
+            ),
+            OtcRejected { username } => write!(
+                f,
+                "One-time code rejected for user \"{}\"",
+                val(escaped, username.as_str())
+            ),
+            AccountLocked { username } => write!(
+                f,
+                "Account of user \"{}\" locked after too many failed attempts",
+                val(escaped, username.as_str())
+            ),
+            AccountUnlocked { username } => {
+                write!(
+                    f,
+                    "Account of user \"{}\" unlocked",
+                    val(escaped, username.as_str())
+                )
+            }
         }
     }
 }
@@ -221,6 +334,7 @@ impl ProvisionEvent {
                 | NoAuthMethod { .. }
                 | SelfServiceRefused { .. }
                 | OtcRejected { .. }
+                | AccountLocked { .. }
         )
     }
 }
@@ -239,10 +353,13 @@ pub struct TracingSink;
 
 impl EventSink for TracingSink {
     fn emit(&self, event: &ProvisionEvent) {
+        // The line with usernames and addresses escaped, so that a name cannot forge a
+        // field or a line (see `ProvisionEvent::log_line`).
+        let line = LogLine(event);
         if event.is_failure() {
-            tracing::warn!(target: "swivel_provision", "{event}");
+            tracing::warn!(target: "swivel_provision", "{line}");
         } else {
-            tracing::info!(target: "swivel_provision", "{event}");
+            tracing::info!(target: "swivel_provision", "{line}");
         }
     }
 }
@@ -303,6 +420,29 @@ mod tests {
         ];
         for (event, line) in cases {
             assert_eq!(event.to_string(), line);
+            assert_eq!(event.log_line(), line, "nothing to escape in a plain name");
         }
+    }
+
+    #[test]
+    fn log_lines_escape_what_could_forge_a_field() {
+        let u = Username::parse(r#"eve" admin="yes\"#).unwrap();
+        let d = Destination::email("a\"b@example.com").unwrap();
+        let e = ProvisionEvent::MessageSent {
+            username: u.clone(),
+            destination: d,
+        };
+        assert_eq!(
+            e.log_line(),
+            r#"Message sent to user: eve\" admin=\"yes\\, destination: a\"b@example.com."#
+        );
+        // Display keeps the plain words (for pages that escape on their own).
+        assert!(e.to_string().contains(r#"eve" admin="yes\"#));
+        let locked = ProvisionEvent::AccountLocked { username: u };
+        assert!(locked.is_failure());
+        assert_eq!(
+            locked.log_line(),
+            r#"Account of user "eve\" admin=\"yes\\" locked after too many failed attempts"#
+        );
     }
 }

@@ -24,8 +24,9 @@
 //!
 //! # What this crate does not do
 //! - It does not serve HTTP or parse URLs: hosts do (see `examples/provision-server`).
-//! - It does not authenticate administrators or rate-limit anything but self-service
-//!   provision requests.
+//! - It does not authenticate administrators or throttle clients: it limits self-service
+//!   requests per user and failures per account (see [`Policy`]); throttles per client
+//!   address belong to the host.
 //! - It does not store PINs: hosts pass the PIN to [`Provisioner::verify_otc`].
 
 pub mod agentxml;
@@ -59,7 +60,9 @@ pub use delivery::QueueConfig;
 pub use error::{BoxError, Error, PolicyError, Result, StoreError, TransportError};
 pub use events::{EventSink, ProvisionEvent, TracingSink};
 pub use memory::{MemorySettings, MemorySites, MemoryStore, MemoryUsers};
-pub use policy::{CodeAlphabet, CodeFormat, DeliveryMode, LinkTemplates, MobilePolicy, Policy};
+pub use policy::{
+    CodeAlphabet, CodeFormat, DeliveryMode, DeviceErrors, LinkTemplates, MobilePolicy, Policy,
+};
 pub use provisioner::{
     Delivery, DeviceStatus, DownloadedStrings, PendingStatus, ProvisionStatus, Provisioner,
     ProvisionerBuilder, RequestReceipt,

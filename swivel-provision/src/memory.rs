@@ -133,7 +133,7 @@ impl CodeStore for MemoryStore {
             .by_user
             .values()
             .filter_map(|rec| {
-                rec.pending_expires_at()
+                rec.purge_due_at()
                     .filter(|t| *t <= now)
                     .map(|t| (t, rec.username.clone()))
             })

@@ -95,6 +95,21 @@ pub enum DeliveryMode {
     Both,
 }
 
+/// What a device is told when a `provision` request fails (DESIGN §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceErrors {
+    /// Every failed `provision` answers `Provision Failure`, whatever the cause (unknown
+    /// user, no pending code, wrong or late code, locked account): nobody learns who has an
+    /// account or a pending code. The event log keeps the cause.
+    #[default]
+    Uniform,
+    /// The seed's words: `Invalid Username`, `Invalid Provision Code`, `Provision
+    /// Failure`. Tells an attacker which usernames exist and which have a pending code;
+    /// for deployments where usernames are public anyway.
+    Detailed,
+}
+
 /// The Provision URL templates, as Swivel sets them under Policy / Self-Reset.
 ///
 /// Each template is an absolute `http(s)` or app-scheme URL; `{code}`, `{site}` and
@@ -185,6 +200,13 @@ pub struct Policy {
     /// Seconds between two self-service requests of one user (default 60, range 0–86,400).
     #[serde(deserialize_with = "de_interval")]
     self_service_interval_secs: u32,
+    /// Failed redeems and one-time codes in a row, across codes, before the account is
+    /// locked until an administrator unlocks it (NIST SP 800-63B §5.2.2; default 100,
+    /// range 1–100).
+    #[serde(deserialize_with = "de_account_failures")]
+    max_account_failures: u8,
+    /// What a device is told when `provision` fails (default: uniform `Provision Failure`).
+    pub device_errors: DeviceErrors,
     /// What the message carries (default: Provision URL and code).
     pub delivery: DeliveryMode,
     /// Provision URL templates (none by default: messages then carry only the code).
@@ -205,6 +227,8 @@ impl Default for Policy {
             max_attempts: 5,
             max_otc_failures: 5,
             self_service_interval_secs: 60,
+            max_account_failures: 100,
+            device_errors: DeviceErrors::Uniform,
             delivery: DeliveryMode::Both,
             links: LinkTemplates::default(),
             site_id: None,
@@ -238,6 +262,17 @@ fn check_otc_failures(v: u64) -> Result<u8, PolicyError> {
         return Err(PolicyError::range("max_otc_failures", 1, 100, v));
     }
     Ok(v as u8)
+}
+
+fn check_account_failures(v: u64) -> Result<u8, PolicyError> {
+    if !(1..=100).contains(&v) {
+        return Err(PolicyError::range("max_account_failures", 1, 100, v));
+    }
+    Ok(v as u8)
+}
+
+fn de_account_failures<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    check_account_failures(u64::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 fn de_attempts_otc<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
@@ -297,6 +332,8 @@ impl Policy {
         "max_attempts",
         "max_otc_failures",
         "self_service_interval_secs",
+        "max_account_failures",
+        "device_errors",
         "delivery",
         "links.provision",
         "links.getsettings",
@@ -337,6 +374,18 @@ impl Policy {
         Ok(())
     }
 
+    /// Failed attempts in a row (redeems and one-time codes, across codes) before the
+    /// account is locked.
+    pub fn max_account_failures(&self) -> u8 {
+        self.max_account_failures
+    }
+
+    /// Sets the failed attempts in a row before the account is locked (1–100).
+    pub fn set_max_account_failures(&mut self, n: u64) -> Result<(), PolicyError> {
+        self.max_account_failures = check_account_failures(n)?;
+        Ok(())
+    }
+
     /// Seconds between two self-service requests of one user.
     pub fn self_service_interval_secs(&self) -> u32 {
         self.self_service_interval_secs
@@ -366,6 +415,21 @@ impl Policy {
             }
             "self_service_interval_secs" => next
                 .set_self_service_interval_secs(parse_num("self_service_interval_secs", value)?)?,
+            "max_account_failures" => {
+                next.set_max_account_failures(parse_num("max_account_failures", value)?)?
+            }
+            "device_errors" => {
+                next.device_errors = match value.trim().to_ascii_lowercase().as_str() {
+                    "uniform" => DeviceErrors::Uniform,
+                    "detailed" => DeviceErrors::Detailed,
+                    other => {
+                        return Err(PolicyError {
+                            setting: "device_errors",
+                            problem: format!("must be uniform or detailed, got {other:?}"),
+                        });
+                    }
+                }
+            }
             "code_length" => {
                 let n = parse_num("code_length", value)?;
                 let n = u8::try_from(n).map_err(|_| PolicyError::range("code_length", 1, 32, n))?;
@@ -439,6 +503,11 @@ impl Policy {
             "max_attempts" => self.max_attempts.to_string(),
             "max_otc_failures" => self.max_otc_failures.to_string(),
             "self_service_interval_secs" => self.self_service_interval_secs.to_string(),
+            "max_account_failures" => self.max_account_failures.to_string(),
+            "device_errors" => match self.device_errors {
+                DeviceErrors::Uniform => "uniform".into(),
+                DeviceErrors::Detailed => "detailed".into(),
+            },
             "delivery" => match self.delivery {
                 DeliveryMode::CodeOnly => "code_only".into(),
                 DeliveryMode::UrlOnly => "url_only".into(),
@@ -463,6 +532,7 @@ impl Policy {
         check_attempts(self.max_attempts as u64)?;
         check_otc_failures(self.max_otc_failures as u64)?;
         check_interval(self.self_service_interval_secs as u64)?;
+        check_account_failures(self.max_account_failures as u64)?;
         CodeFormat::new(self.code.length, self.code.alphabet)?;
         self.links.check()
     }
@@ -481,6 +551,8 @@ mod tests {
         assert_eq!(p.max_attempts(), 5);
         assert_eq!(p.self_service_interval_secs(), 60);
         assert_eq!(p.code, CodeFormat::default());
+        assert_eq!(p.max_account_failures(), 100);
+        assert_eq!(p.device_errors, DeviceErrors::Uniform);
         assert!(p.code.entropy_bits() > 33.0);
         assert!(p.validate().is_ok());
     }
@@ -529,6 +601,20 @@ mod tests {
         assert!(p.set("allow_self_provision", "maybe").is_err());
         assert!(p.set("max_attempts", "0").is_err());
         assert!(p.set("self_service_interval_secs", "86401").is_err());
+        assert!(p.set("max_account_failures", "0").is_err());
+        let e = p.set("max_account_failures", "101").unwrap_err();
+        assert!(e.to_string().contains("between 1 and 100"), "{e}");
+        p.set("max_account_failures", "20").unwrap();
+        assert_eq!(p.max_account_failures(), 20);
+        p.set("device_errors", "Detailed").unwrap();
+        assert_eq!(p.device_errors, DeviceErrors::Detailed);
+        assert!(p.set("device_errors", "verbose").is_err());
+        let bad: Result<Policy, _> = serde_json::from_str(r#"{"max_account_failures": 500}"#);
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("max_account_failures")
+        );
         p.set("delivery", "code_only").unwrap();
         assert_eq!(p.delivery, DeliveryMode::CodeOnly);
         assert!(p.set("links.provision", "not a url").is_err());

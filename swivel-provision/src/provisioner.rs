@@ -12,7 +12,7 @@ use crate::delivery::Job;
 use crate::delivery::{Queue, QueueConfig};
 use crate::error::{Error, PolicyError, Result};
 use crate::events::{EventSink, ProvisionEvent, TracingSink};
-use crate::policy::{DeliveryMode, MobilePolicy, Policy};
+use crate::policy::{DeliveryMode, DeviceErrors, MobilePolicy, Policy};
 use crate::record::{Origin, ProvisionRecord};
 use crate::site::{ServerSettings, SiteDirectory};
 use crate::state::{self, Purge, Redeem};
@@ -83,6 +83,11 @@ pub struct ProvisionStatus {
     pub pending: Option<PendingStatus>,
     /// The provisioned device.
     pub device: Option<DeviceStatus>,
+    /// Failed redeems and one-time codes in a row.
+    pub failures: u32,
+    /// When the account was locked for too many failures (until an administrator unlocks
+    /// it).
+    pub locked_at: Option<OffsetDateTime>,
 }
 
 /// What a device receives from [`Provisioner::download_strings`].
@@ -335,6 +340,18 @@ async fn cancel_pending(
     .await
 }
 
+/// The Id hash whose strings stand in when a one-time code names a user without a device,
+/// so that the check costs the same.
+const NO_DEVICE: crate::code::IdHash = crate::code::IdHash([0; 32]);
+
+/// What a device is told of a failed redeem, by the policy's `device_errors`.
+pub(crate) fn device_error(policy: &Policy, cause: Error) -> Error {
+    match policy.device_errors {
+        DeviceErrors::Detailed => cause,
+        DeviceErrors::Uniform => Error::ProvisionFailure,
+    }
+}
+
 fn encode_component(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
@@ -498,6 +515,8 @@ impl Provisioner {
     ///
     /// # Errors
     /// [`Error::SelfProvisionDisabled`], [`Error::UnknownUser`], [`Error::RateLimited`],
+    /// [`Error::AdminCodePending`] (self-service while an administrator's code is pending),
+    /// [`Error::AccountLocked`],
     /// [`Error::NoSuitableTransport`], [`Error::Transport`] (direct delivery; the code is
     /// revoked), store errors.
     ///
@@ -536,10 +555,16 @@ impl Provisioner {
         })
         .await;
         let record = match record {
-            Err(e @ Error::RateLimited { .. }) => {
+            Err(e @ (Error::RateLimited { .. } | Error::AdminCodePending))
+                if origin == Origin::SelfService =>
+            {
+                let reason = match e {
+                    Error::AdminCodePending => "a code from an administrator is pending",
+                    _ => "rate limit",
+                };
                 self.emit(ProvisionEvent::SelfServiceRefused {
                     username: username.clone(),
-                    reason: "rate limit",
+                    reason,
                 });
                 return Err(e);
             }
@@ -619,72 +644,80 @@ impl Provisioner {
     /// Redeems a code from a device: on success the user's device is replaced by this one
     /// (the old device and its strings stop working) and its provision Id is returned.
     ///
-    /// Exactly once: of many concurrent redeems of one code, one succeeds.
+    /// Exactly once: of many concurrent redeems of one code, one succeeds. Every failure
+    /// is counted on the account (see [`Policy::max_account_failures`]); at the limit the
+    /// account locks until [`Provisioner::unlock`].
     ///
     /// # Errors
-    /// [`Error::UnknownUser`] (`Invalid Username`), [`Error::InvalidProvisionCode`] (no
-    /// code, used or burned), [`Error::ProvisionFailure`] (wrong code or expired; a wrong
-    /// code costs one attempt and never touches the working device).
+    /// With the policy's `device_errors` at `uniform` (the default), every failure is
+    /// [`Error::ProvisionFailure`]. With `detailed`: [`Error::UnknownUser`] (`Invalid
+    /// Username`), [`Error::InvalidProvisionCode`] (no code, used, burned or malformed),
+    /// [`Error::ProvisionFailure`] (wrong code, expired, or created in the future),
+    /// [`Error::AccountLocked`]. A wrong code costs one attempt and never touches the
+    /// working device. Store errors either way.
+    ///
+    /// # Security
+    /// An unknown user, a user without a pending code and a wrong code cost the same work
+    /// (a record is written for the name in each case), so neither the answer nor the time
+    /// tells them apart.
     pub async fn redeem(
         &self,
         username: &Username,
         code: &ProvisionCode,
         device: DeviceInfo,
     ) -> Result<ProvisionId> {
-        if self.user(username).await?.is_none() {
+        // The same work whoever asks: a directory lookup, a store read, a keyed hash, a
+        // constant-time compare and a write (the failure is counted on the name's record).
+        let known_user = self.user(username).await?.is_some();
+        let policy = self.policy();
+        let id = with_thread_rng(ProvisionId::generate);
+        let presented = state::Presented {
+            known_user,
+            code_hash: self.inner.key.code_hash(username.as_str(), code),
+            well_formed: code.fits(&policy.code),
+            new_device: self.inner.key.id_hash(&id),
+            info: (policy.log_device_info && !device.is_empty()).then_some(device),
+        };
+        let now = self.now();
+        let outcome = update(self.inner.store.as_ref(), username, |cur| {
+            Ok(
+                match state::redeem(cur, username, presented.clone(), now, &policy) {
+                    Redeem::Provisioned(next) => (Some(next), None),
+                    Redeem::Failed {
+                        next,
+                        cause,
+                        burned,
+                        locked,
+                    } => (Some(next), Some((cause, burned, locked))),
+                },
+            )
+        })
+        .await?;
+        let Some((cause, burned, locked)) = outcome else {
+            self.emit(ProvisionEvent::Provisioned {
+                username: username.clone(),
+                device: presented.info,
+            });
+            return Ok(id);
+        };
+        if known_user {
+            self.emit(ProvisionEvent::ProvisionFailed {
+                username: username.clone(),
+            });
+        } else {
             self.emit(ProvisionEvent::UnknownMobileUser);
-            return Err(Error::UnknownUser {
-                username: username.to_string(),
+        }
+        if burned {
+            self.emit(ProvisionEvent::CodeBurned {
+                username: username.clone(),
             });
         }
-        let policy = self.policy();
-        let presented = self.inner.key.code_hash(username.as_str(), code);
-        let well_formed = code.fits(&policy.code);
-        let id = with_thread_rng(ProvisionId::generate);
-        let id_hash = self.inner.key.id_hash(&id);
-        let info = (policy.log_device_info && !device.is_empty()).then_some(device);
-        let now = self.now();
-        enum Outcome {
-            Ok(Option<DeviceInfo>),
-            Wrong(bool),
+        if locked {
+            self.emit(ProvisionEvent::AccountLocked {
+                username: username.clone(),
+            });
         }
-        let outcome = update(
-            self.inner.store.as_ref(),
-            username,
-            |cur| match state::redeem(cur, &presented, well_formed, id_hash, info.clone(), now) {
-                Redeem::Provisioned(next) => Ok((Some(next), Outcome::Ok(info.clone()))),
-                Redeem::WrongCode { next, burned } => Ok((Some(next), Outcome::Wrong(burned))),
-                Redeem::Refused(e) => Err(e),
-            },
-        )
-        .await;
-        match outcome {
-            Ok(Outcome::Ok(device)) => {
-                self.emit(ProvisionEvent::Provisioned {
-                    username: username.clone(),
-                    device,
-                });
-                Ok(id)
-            }
-            Ok(Outcome::Wrong(burned)) => {
-                self.emit(ProvisionEvent::ProvisionFailed {
-                    username: username.clone(),
-                });
-                if burned {
-                    self.emit(ProvisionEvent::CodeBurned {
-                        username: username.clone(),
-                    });
-                }
-                Err(Error::ProvisionFailure)
-            }
-            Err(e @ (Error::ProvisionFailure | Error::InvalidProvisionCode)) => {
-                self.emit(ProvisionEvent::ProvisionFailed {
-                    username: username.clone(),
-                });
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
+        Err(device_error(&policy, cause))
     }
 
     /// Downloads a new generation of security strings for the device with this provision
@@ -752,54 +785,59 @@ impl Provisioner {
     }
 
     /// Checks a one-time code (the PIN's digits of one string, then its two-digit index)
-    /// against the user's current strings. Each index is accepted once per generation.
+    /// against the user's current strings. Each index is accepted once per generation; a
+    /// rejected code counts against the account like a failed redeem, and an unknown user
+    /// costs the same work as a known one (a record is written for the name).
     ///
     /// # Errors
     /// [`Error::OtcRejected`] for a wrong, malformed or reused code, or a user without
     /// downloaded strings.
     pub async fn verify_otc(&self, username: &Username, otc: &str, pin: &Pin) -> Result<()> {
-        let reject = || {
+        let policy = self.policy();
+        let now = self.now();
+        let split = split_otc(otc, pin.expose().len());
+        let index = split.map_or(0, |(_, i)| i);
+        let key = &self.inner.key;
+        let (correct, locked) = update(self.inner.store.as_ref(), username, |cur| {
+            let device = cur.and_then(|c| {
+                c.device
+                    .as_ref()
+                    .filter(|_| state::otc_allowed(c, index, policy.max_otc_failures()))
+            });
+            // The same work with and without a device: strings of a stand-in device when
+            // there is none, then a constant-time compare.
+            let (seed, generation) = match device {
+                Some(d) => (key.strings_seed(&d.id_hash, d.generation), d.generation),
+                None => (key.strings_seed(&NO_DEVICE, 1), 1),
+            };
+            let strings = self.inner.strings.generate(seed, generation);
+            let matched = match (split, strings.get(index.max(1))) {
+                (Some((digits, _)), Some(string)) => {
+                    crate::strings::one_time_code(string, pin, index.max(1))
+                        .is_ok_and(|expected| otc_eq(&expected[..digits.len()], digits))
+                }
+                _ => false,
+            };
+            let correct = device.is_some() && matched;
+            let (next, locked) = state::record_otc(cur, username, index, correct, now, &policy);
+            Ok((Some(next), (correct, locked)))
+        })
+        .await?;
+        if locked {
+            self.emit(ProvisionEvent::AccountLocked {
+                username: username.clone(),
+            });
+        }
+        if correct {
+            self.emit(ProvisionEvent::OtcAccepted {
+                username: username.clone(),
+            });
+            Ok(())
+        } else {
             self.emit(ProvisionEvent::OtcRejected {
                 username: username.clone(),
             });
             Err(Error::OtcRejected)
-        };
-        let Some((digits, index)) = split_otc(otc, pin.expose().len()) else {
-            return reject();
-        };
-        let max_failures = self.policy().max_otc_failures();
-        let result = update(self.inner.store.as_ref(), username, |cur| {
-            let Some(cur) = cur else {
-                return Err(Error::OtcRejected);
-            };
-            let Some(device) = cur
-                .device
-                .as_ref()
-                .filter(|_| state::otc_allowed(cur, index, max_failures))
-            else {
-                return Err(Error::OtcRejected);
-            };
-            let seed = self
-                .inner
-                .key
-                .strings_seed(&device.id_hash, device.generation);
-            let strings = self.inner.strings.generate(seed, device.generation);
-            let string = strings.get(index).ok_or(Error::OtcRejected)?;
-            let expected = crate::strings::one_time_code(string, pin, index)?;
-            let correct = otc_eq(&expected[..digits.len()], digits);
-            Ok((state::record_otc(cur, index, correct), correct))
-        })
-        .await;
-        match result {
-            Ok(false) => reject(),
-            Ok(true) => {
-                self.emit(ProvisionEvent::OtcAccepted {
-                    username: username.clone(),
-                });
-                Ok(())
-            }
-            Err(Error::OtcRejected) => reject(),
-            Err(e) => Err(e),
         }
     }
 
@@ -824,6 +862,8 @@ impl Provisioner {
                 info: d.info,
                 generation: d.generation,
             }),
+            failures: record.failures,
+            locked_at: record.locked_at,
         })
     }
 
@@ -842,6 +882,24 @@ impl Provisioner {
             });
         }
         Ok(revoked)
+    }
+
+    /// Unlocks an account locked after too many failures in a row, and clears its run of
+    /// failures. Returns whether there was anything to clear. For administrators (console,
+    /// API, command line).
+    pub async fn unlock(&self, username: &Username) -> Result<bool> {
+        let unlocked = update(self.inner.store.as_ref(), username, |cur| {
+            let next = cur.and_then(state::unlock);
+            let some = next.is_some();
+            Ok((next, some))
+        })
+        .await?;
+        if unlocked {
+            self.emit(ProvisionEvent::AccountUnlocked {
+                username: username.clone(),
+            });
+        }
+        Ok(unlocked)
     }
 
     /// Clears every expired pending code (deleting records with nothing else in them).

@@ -72,7 +72,23 @@ pub struct ProvisionRecord {
     /// When the user last asked for a code on the self-service page (rate limit).
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub last_self_request: Option<OffsetDateTime>,
+    /// Failed redeems and one-time codes in a row, across codes (a success resets it).
+    #[serde(default)]
+    pub failures: u32,
+    /// When the last of those failures happened.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_failure_at: Option<OffsetDateTime>,
+    /// When the account was locked for too many failures in a row; it stays locked (no new
+    /// codes, no redeems) until an administrator unlocks it.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub locked_at: Option<OffsetDateTime>,
 }
+
+/// How long a record that holds nothing but a count of failures (no device, no pending
+/// code, not locked) is kept after its last failure before purging drops it. Such records
+/// are made for every username a device or `/login` names, known or not, so that an unknown
+/// name costs the same work as a known one; this bounds what they take up.
+pub const FAILURE_RECORD_TTL: time::Duration = time::Duration::days(1);
 
 impl ProvisionRecord {
     /// A new, empty record (version 0: not yet stored).
@@ -83,11 +99,32 @@ impl ProvisionRecord {
             pending: None,
             device: None,
             last_self_request: None,
+            failures: 0,
+            last_failure_at: None,
+            locked_at: None,
         }
     }
 
-    /// When the pending code expires, if there is one (stores index this for
-    /// [`CodeStore::list_expired`](crate::CodeStore::list_expired)).
+    /// Whether the account is locked (too many failures in a row).
+    pub fn is_locked(&self) -> bool {
+        self.locked_at.is_some()
+    }
+
+    /// When [`Provisioner::purge_expired`](crate::Provisioner::purge_expired) should next
+    /// look at this record: when its pending code expires, or, for a record holding only a
+    /// count of failures, [`FAILURE_RECORD_TTL`] after the last one. Stores index this for
+    /// [`CodeStore::list_expired`](crate::CodeStore::list_expired).
+    pub fn purge_due_at(&self) -> Option<OffsetDateTime> {
+        if let Some(p) = &self.pending {
+            return Some(p.expires_at);
+        }
+        if self.device.is_none() && self.locked_at.is_none() {
+            return self.last_failure_at.map(|t| t + FAILURE_RECORD_TTL);
+        }
+        None
+    }
+
+    /// When the pending code expires, if there is one.
     pub fn pending_expires_at(&self) -> Option<OffsetDateTime> {
         self.pending.as_ref().map(|p| p.expires_at)
     }

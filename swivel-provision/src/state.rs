@@ -25,11 +25,39 @@ fn bump(mut record: ProvisionRecord) -> ProvisionRecord {
     record
 }
 
+/// The keyed hash a presented code is compared with when there is no pending code, so that
+/// the comparison costs the same with and without one.
+const NO_CODE: CodeHash = CodeHash([0; 32]);
+
+/// Counts one failed attempt on the account (per account, across codes: NIST SP 800-63B
+/// §5.2.2). At the policy's `max_account_failures` the account locks. Returns whether this
+/// failure locked it.
+fn count_failure(next: &mut ProvisionRecord, now: OffsetDateTime, policy: &Policy) -> bool {
+    next.failures = next.failures.saturating_add(1);
+    next.last_failure_at = Some(now);
+    if next.locked_at.is_none() && next.failures >= u32::from(policy.max_account_failures()) {
+        next.locked_at = Some(now);
+        return true;
+    }
+    false
+}
+
+/// A success resets the run of failures (it does not unlock a locked account).
+fn reset_failures(next: &mut ProvisionRecord) {
+    next.failures = 0;
+    next.last_failure_at = None;
+}
+
 /// A new code for the user. It replaces any pending code (the old one stops working) and
 /// leaves the device alone: the old device keeps working until the new code is redeemed.
 ///
-/// Self-service requests are refused when the policy says No ([`Error::SelfProvisionDisabled`])
-/// or when the user asked less than `self_service_interval_secs` ago ([`Error::RateLimited`]).
+/// Refused, with nothing changed:
+/// - a locked account ([`Error::AccountLocked`]), whoever asks;
+/// - a self-service request when the policy says No ([`Error::SelfProvisionDisabled`]),
+///   while a code an administrator issued is still pending ([`Error::AdminCodePending`]:
+///   an anonymous request must not destroy it), or less than `self_service_interval_secs`
+///   after the user's last request ([`Error::RateLimited`]). The rate limit counts from the
+///   later of the stored and the current time, so a clock set back does not shorten it.
 pub fn request(
     current: Option<&ProvisionRecord>,
     username: &Username,
@@ -41,9 +69,20 @@ pub fn request(
     let mut next = current
         .cloned()
         .unwrap_or_else(|| ProvisionRecord::new(username.clone()));
+    if next.is_locked() {
+        return Err(Error::AccountLocked {
+            username: username.to_string(),
+        });
+    }
     if origin == Origin::SelfService {
         if !policy.allow_self_provision {
             return Err(Error::SelfProvisionDisabled);
+        }
+        let admin_code_live = next.pending.as_ref().is_some_and(|p| {
+            p.origin == Origin::Admin && p.attempts_left > 0 && p.expires_at > now
+        });
+        if admin_code_live {
+            return Err(Error::AdminCodePending);
         }
         if let Some(last) = next.last_self_request {
             let ready_at = last + Duration::seconds(policy.self_service_interval_secs() as i64);
@@ -54,6 +93,7 @@ pub fn request(
                 });
             }
         }
+        // Past the limit `now` is later than the stored time, so it is the later of the two.
         next.last_self_request = Some(now);
     }
     next.pending = Some(PendingCode {
@@ -66,72 +106,118 @@ pub fn request(
     Ok(bump(next))
 }
 
-/// What a redeem attempt leads to.
+/// What a device presents to [`redeem`].
+#[derive(Debug, Clone)]
+pub struct Presented {
+    /// Whether the username is in the user directory.
+    pub known_user: bool,
+    /// The keyed hash of the code the device sent.
+    pub code_hash: CodeHash,
+    /// Whether the code had the policy's shape (a malformed code costs no attempt of the
+    /// code, but counts against the account).
+    pub well_formed: bool,
+    /// The keyed hash of the provision Id the device gets if the code is right.
+    pub new_device: IdHash,
+    /// What the device said about itself (already filtered by the policy).
+    pub info: Option<DeviceInfo>,
+}
+
+/// What a redeem attempt leads to. Either way there is a record to store: a failure is
+/// counted on the account, whatever its cause, so every failed attempt costs the same work
+/// (a read, a keyed hash, a constant-time compare and a write).
 #[derive(Debug)]
 pub enum Redeem {
     /// The code was right and in time: the record with the new device (the old device, if
     /// any, is gone, and with it its strings).
     Provisioned(ProvisionRecord),
-    /// The code was wrong: the record with one attempt fewer (and no pending code when it
-    /// was the last attempt: `burned`). The device is untouched.
-    WrongCode {
-        /// The record to store.
+    /// The attempt failed. The device is untouched.
+    Failed {
+        /// The record to store (the failure counted; one attempt fewer on a wrong code).
         next: ProvisionRecord,
+        /// Why, in detail (the policy's `device_errors` decides what the device is told):
+        /// [`Error::UnknownUser`], [`Error::AccountLocked`], [`Error::InvalidProvisionCode`]
+        /// (no pending code, used, burned, or malformed), [`Error::ProvisionFailure`] (wrong,
+        /// expired, or created in the future — the clock was set back).
+        cause: Error,
         /// Whether this attempt burned the code.
         burned: bool,
+        /// Whether this attempt locked the account.
+        locked: bool,
     },
-    /// Refused without any change: no pending code (never asked, already used, burned) →
-    /// [`Error::InvalidProvisionCode`]; expired → [`Error::ProvisionFailure`].
-    Refused(Error),
 }
 
-/// Redeems a code. `presented` is the keyed hash of the code the device sent and
-/// `well_formed` whether it had the policy's shape (a malformed code costs no attempt).
-/// `new_device` is the keyed hash of the new provision Id.
+/// Redeems a code for `username`.
 pub fn redeem(
     current: Option<&ProvisionRecord>,
-    presented: &CodeHash,
-    well_formed: bool,
-    new_device: IdHash,
-    info: Option<DeviceInfo>,
+    username: &Username,
+    presented: Presented,
     now: OffsetDateTime,
+    policy: &Policy,
 ) -> Redeem {
-    let Some(record) = current else {
-        return Redeem::Refused(Error::InvalidProvisionCode);
+    let mut next = current
+        .cloned()
+        .unwrap_or_else(|| ProvisionRecord::new(username.clone()));
+    let pending = next.pending.clone();
+    // Compare whether or not there is a code, so that the work is the same.
+    let matches = pending
+        .as_ref()
+        .map_or(&NO_CODE, |p| &p.code_hash)
+        .ct_eq(&presented.code_hash);
+    let cause = if !presented.known_user {
+        Some(Error::UnknownUser {
+            username: username.to_string(),
+        })
+    } else if next.is_locked() {
+        Some(Error::AccountLocked {
+            username: username.to_string(),
+        })
+    } else {
+        match &pending {
+            None => Some(Error::InvalidProvisionCode),
+            Some(p) if now >= p.expires_at || now < p.created_at => Some(Error::ProvisionFailure),
+            Some(p) if p.attempts_left == 0 || !presented.well_formed => {
+                Some(Error::InvalidProvisionCode)
+            }
+            Some(_) if !matches => Some(Error::ProvisionFailure),
+            Some(_) => None,
+        }
     };
-    let Some(pending) = &record.pending else {
-        return Redeem::Refused(Error::InvalidProvisionCode);
+    let Some(cause) = cause else {
+        next.pending = None;
+        reset_failures(&mut next);
+        next.device = Some(Device {
+            id_hash: presented.new_device,
+            provisioned_at: now,
+            info: presented.info,
+            generation: 0,
+            used_indices: 0,
+            otc_failures: 0,
+        });
+        return Redeem::Provisioned(bump(next));
     };
-    if now >= pending.expires_at {
-        return Redeem::Refused(Error::ProvisionFailure);
-    }
-    if pending.attempts_left == 0 || !well_formed {
-        return Redeem::Refused(Error::InvalidProvisionCode);
-    }
-    let mut next = record.clone();
-    if !pending.code_hash.ct_eq(presented) {
-        let left = pending.attempts_left - 1;
-        let burned = left == 0;
+    let mut burned = false;
+    let wrong_guess = presented.known_user
+        && !next.is_locked()
+        && matches!(cause, Error::ProvisionFailure)
+        && pending
+            .as_ref()
+            .is_some_and(|p| now < p.expires_at && now >= p.created_at);
+    if wrong_guess {
+        if let Some(p) = next.pending.as_mut() {
+            p.attempts_left -= 1;
+            burned = p.attempts_left == 0;
+        }
         if burned {
             next.pending = None;
-        } else if let Some(p) = next.pending.as_mut() {
-            p.attempts_left = left;
         }
-        return Redeem::WrongCode {
-            next: bump(next),
-            burned,
-        };
     }
-    next.pending = None;
-    next.device = Some(Device {
-        id_hash: new_device,
-        provisioned_at: now,
-        info,
-        generation: 0,
-        used_indices: 0,
-        otc_failures: 0,
-    });
-    Redeem::Provisioned(bump(next))
+    let locked = count_failure(&mut next, now, policy);
+    Redeem::Failed {
+        next: bump(next),
+        cause,
+        burned,
+        locked,
+    }
 }
 
 /// A strings download: the next generation, with no index used. `None` when there is no
@@ -159,18 +245,50 @@ pub fn otc_allowed(current: &ProvisionRecord, index: u8, max_failures: u8) -> bo
         && device.used_indices & (1u128 << index) == 0
 }
 
-/// Records a checked one-time code: its index is spent whether it was right or wrong (so
-/// each guess costs the attacker a string), and the run of wrong codes is reset or grows.
-/// `None` when there is no device.
-pub fn record_otc(current: &ProvisionRecord, index: u8, correct: bool) -> Option<ProvisionRecord> {
-    let mut next = current.clone();
-    let device = next.device.as_mut()?;
-    device.used_indices |= 1u128 << (index as u32 % 128);
-    device.otc_failures = if correct {
-        0
+/// Records a checked one-time code for `username` (`correct` only when
+/// [`otc_allowed`] and the code matched). An allowed index is spent whether the code was
+/// right or wrong (so each guess costs the attacker a string) and the run of wrong codes
+/// is reset or grows; a rejected code (wrong, reused, no device, unknown user: a record is
+/// made for the name) is counted against the account like a failed redeem. Returns the
+/// record to store and whether this code locked the account.
+pub fn record_otc(
+    current: Option<&ProvisionRecord>,
+    username: &Username,
+    index: u8,
+    correct: bool,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> (ProvisionRecord, bool) {
+    let mut next = current
+        .cloned()
+        .unwrap_or_else(|| ProvisionRecord::new(username.clone()));
+    let allowed = otc_allowed(&next, index, policy.max_otc_failures());
+    if let Some(device) = next.device.as_mut().filter(|_| allowed) {
+        device.used_indices |= 1u128 << (index as u32 % 128);
+        device.otc_failures = if correct {
+            0
+        } else {
+            device.otc_failures.saturating_add(1)
+        };
+    }
+    let locked = if allowed && correct {
+        reset_failures(&mut next);
+        false
     } else {
-        device.otc_failures.saturating_add(1)
+        count_failure(&mut next, now, policy)
     };
+    (bump(next), locked)
+}
+
+/// An administrator's unlock: the account is unlocked and its run of failures cleared.
+/// `None` when it was neither locked nor had failures.
+pub fn unlock(current: &ProvisionRecord) -> Option<ProvisionRecord> {
+    if !current.is_locked() && current.failures == 0 {
+        return None;
+    }
+    let mut next = current.clone();
+    next.locked_at = None;
+    reset_failures(&mut next);
     Some(bump(next))
 }
 
@@ -201,28 +319,41 @@ pub fn revoke(current: &ProvisionRecord) -> Option<ProvisionRecord> {
 /// What purging an expired code does to a record.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Purge {
-    /// Nothing to do (the code is not expired any more, e.g. a new request came).
+    /// Nothing to do (nothing is due any more, e.g. a new request came).
     Keep,
-    /// Store this record (the expired code dropped; the device or rate-limit time stays).
+    /// Store this record (the expired code or stale failures dropped; the device, the lock
+    /// or the rate-limit time stays).
     Update(Box<ProvisionRecord>),
     /// Delete the record: nothing worth keeping is left.
     Delete,
 }
 
-/// Purges an expired pending code.
+/// Purges what is due on a record ([`ProvisionRecord::purge_due_at`]): an expired pending
+/// code, and the failure count of a record with no device, no pending code and no lock
+/// once [`FAILURE_RECORD_TTL`](crate::record::FAILURE_RECORD_TTL) has passed since its
+/// last failure. A locked account keeps its lock.
 pub fn purge(current: &ProvisionRecord, now: OffsetDateTime, policy: &Policy) -> Purge {
-    match &current.pending {
-        Some(p) if p.expires_at <= now => {}
-        _ => return Purge::Keep,
-    }
-    let rate_limit_live = current
-        .last_self_request
-        .is_some_and(|t| t + Duration::seconds(policy.self_service_interval_secs() as i64) > now);
-    if current.device.is_none() && !rate_limit_live {
-        return Purge::Delete;
+    if current.purge_due_at().is_none_or(|t| t > now) {
+        return Purge::Keep;
     }
     let mut next = current.clone();
-    next.pending = None;
+    if next.pending.as_ref().is_some_and(|p| p.expires_at <= now) {
+        next.pending = None;
+    }
+    if next.purge_due_at().is_some_and(|t| t <= now) {
+        reset_failures(&mut next);
+    }
+    let rate_limit_live = next
+        .last_self_request
+        .is_some_and(|t| t + Duration::seconds(policy.self_service_interval_secs() as i64) > now);
+    if next.device.is_none()
+        && next.pending.is_none()
+        && !next.is_locked()
+        && next.failures == 0
+        && !rate_limit_live
+    {
+        return Purge::Delete;
+    }
     Purge::Update(Box::new(bump(next)))
 }
 
@@ -238,16 +369,36 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
     }
 
-    /// Tries code `code` on `record` now, for device 8.
+    fn presented(code: u8, device: u8) -> Presented {
+        Presented {
+            known_user: true,
+            code_hash: CodeHash([code; 32]),
+            well_formed: true,
+            new_device: IdHash([device; 32]),
+            info: None,
+        }
+    }
+
+    /// Tries code `code` on `record` at `at`, for device 8.
+    fn try_code_at(record: Option<&ProvisionRecord>, code: u8, at: OffsetDateTime) -> Redeem {
+        redeem(record, &user(), presented(code, 8), at, &Policy::default())
+    }
+
     fn try_code(record: &ProvisionRecord, code: u8) -> Redeem {
-        redeem(
-            Some(record),
-            &CodeHash([code; 32]),
-            true,
-            IdHash([8; 32]),
-            None,
-            t0(),
-        )
+        try_code_at(Some(record), code, t0())
+    }
+
+    /// The record and cause of a failed attempt; panics on a success.
+    fn failed(r: Redeem) -> (ProvisionRecord, Error, bool, bool) {
+        match r {
+            Redeem::Failed {
+                next,
+                cause,
+                burned,
+                locked,
+            } => (next, cause, burned, locked),
+            Redeem::Provisioned(_) => panic!("expected a failure"),
+        }
     }
 
     /// An administrator's request for code `code` now.
@@ -259,15 +410,30 @@ mod tests {
         request(cur, &user(), CodeHash([code; 32]), Origin::Admin, t0(), p)
     }
 
+    fn self_request(
+        cur: Option<&ProvisionRecord>,
+        code: u8,
+        at: OffsetDateTime,
+        p: &Policy,
+    ) -> Result<ProvisionRecord, Error> {
+        request(
+            cur,
+            &user(),
+            CodeHash([code; 32]),
+            Origin::SelfService,
+            at,
+            p,
+        )
+    }
+
     /// Redeems the right code `code` on `record` with device `device`; panics otherwise.
     fn provision(record: &ProvisionRecord, code: u8, device: u8) -> ProvisionRecord {
         match redeem(
             Some(record),
-            &CodeHash([code; 32]),
-            true,
-            IdHash([device; 32]),
-            None,
+            &user(),
+            presented(code, device),
             t0(),
+            &Policy::default(),
         ) {
             Redeem::Provisioned(next) => next,
             other => panic!("right code must provision, got {other:?}"),
@@ -291,22 +457,23 @@ mod tests {
         let p = Policy::default();
         let r1 = admin_request(None, 1, &p).unwrap();
         let late = t0() + Duration::seconds(600);
-        assert!(matches!(
-            redeem(
-                Some(&r1),
-                &CodeHash([1; 32]),
-                true,
-                IdHash([9; 32]),
-                None,
-                late
-            ),
-            Redeem::Refused(Error::ProvisionFailure)
-        ));
+        let (_, cause, _, _) = failed(try_code_at(Some(&r1), 1, late));
+        assert!(matches!(cause, Error::ProvisionFailure), "{cause:?}");
         let r2 = provision(&r1, 1, 9);
-        assert!(matches!(
-            try_code(&r2, 1),
-            Redeem::Refused(Error::InvalidProvisionCode)
-        ));
+        let (_, cause, _, _) = failed(try_code(&r2, 1));
+        assert!(matches!(cause, Error::InvalidProvisionCode), "{cause:?}");
+    }
+
+    #[test]
+    fn a_code_created_in_the_future_is_refused() {
+        // The clock was set back an hour after the code was made.
+        let p = Policy::default();
+        let r1 = admin_request(None, 1, &p).unwrap();
+        let earlier = t0() - Duration::hours(1);
+        let (next, cause, burned, _) = failed(try_code_at(Some(&r1), 1, earlier));
+        assert!(matches!(cause, Error::ProvisionFailure), "{cause:?}");
+        assert!(!burned);
+        assert!(next.device.is_none());
     }
 
     #[test]
@@ -316,90 +483,124 @@ mod tests {
         let r1 = admin_request(None, 1, &p).unwrap();
         let r2 = provision(&r1, 1, 9);
         let r3 = admin_request(Some(&r2), 2, &p).unwrap();
-        let Redeem::WrongCode {
-            next: r4,
-            burned: false,
-        } = try_code(&r3, 3)
-        else {
-            panic!()
-        };
-        let Redeem::WrongCode {
-            next: r5,
-            burned: true,
-        } = try_code(&r4, 3)
-        else {
-            panic!()
-        };
+        let (r4, _, burned, _) = failed(try_code(&r3, 3));
+        assert!(!burned);
+        let (r5, _, burned, _) = failed(try_code(&r4, 3));
+        assert!(burned);
         assert!(r5.pending.is_none());
         assert_eq!(r5.device, r2.device);
+        let (_, cause, _, _) = failed(try_code(&r5, 2));
+        assert!(matches!(cause, Error::InvalidProvisionCode), "{cause:?}");
+    }
+
+    #[test]
+    fn every_failure_writes_the_same_way_and_counts_on_the_account() {
+        let p = Policy::default();
+        // An unknown user: a record is made for the name and the failure counted.
+        let mut unknown = presented(1, 8);
+        unknown.known_user = false;
+        let (next, cause, _, _) = failed(redeem(None, &user(), unknown, t0(), &p));
+        assert!(matches!(cause, Error::UnknownUser { .. }), "{cause:?}");
+        assert_eq!((next.version, next.failures), (1, 1));
+        // A known user with no pending code: the same.
+        let (next, cause, _, _) = failed(try_code_at(None, 1, t0()));
+        assert!(matches!(cause, Error::InvalidProvisionCode), "{cause:?}");
+        assert_eq!((next.version, next.failures), (1, 1));
+        // Failures count across codes; a new code does not reset them; a success does.
+        let r = admin_request(None, 1, &p).unwrap();
+        let (r, _, _, _) = failed(try_code(&r, 2));
+        let r = admin_request(Some(&r), 3, &p).unwrap();
+        let (r, _, _, _) = failed(try_code(&r, 4));
+        assert_eq!(r.failures, 2);
+        let r = provision(&r, 3, 9);
+        assert_eq!((r.failures, r.last_failure_at), (0, None));
+    }
+
+    #[test]
+    fn the_account_locks_at_the_limit_until_unlocked() {
+        let mut p = Policy::default();
+        p.set_max_account_failures(3).unwrap();
+        p.set_max_attempts(100).unwrap();
+        let mut r = admin_request(None, 1, &p).unwrap();
+        for i in 1..=3 {
+            let (next, _, _, locked) = failed(redeem(Some(&r), &user(), presented(2, 8), t0(), &p));
+            assert_eq!(locked, i == 3, "locks on the third failure");
+            r = next;
+        }
+        assert!(r.is_locked());
+        // Locked: the right code is refused, and so is a new code, even an admin's.
+        let (r, cause, _, locked) = failed(redeem(Some(&r), &user(), presented(1, 8), t0(), &p));
+        assert!(matches!(cause, Error::AccountLocked { .. }), "{cause:?}");
+        assert!(!locked, "already locked");
         assert!(matches!(
-            try_code(&r5, 2),
-            Redeem::Refused(Error::InvalidProvisionCode)
+            admin_request(Some(&r), 5, &p),
+            Err(Error::AccountLocked { .. })
         ));
+        let open = unlock(&r).unwrap();
+        assert!(!open.is_locked());
+        assert_eq!(open.failures, 0);
+        assert!(unlock(&open).is_none(), "nothing to unlock");
+        let open = admin_request(Some(&open), 6, &p).unwrap();
+        assert!(provision(&open, 6, 9).device.is_some());
     }
 
     #[test]
     fn self_service_rules() {
         let mut p = Policy::default();
         assert!(matches!(
-            request(
-                None,
-                &user(),
-                CodeHash([1; 32]),
-                Origin::SelfService,
-                t0(),
-                &p
-            ),
+            self_request(None, 1, t0(), &p),
             Err(Error::SelfProvisionDisabled)
         ));
         p.allow_self_provision = true;
-        let r1 = request(
-            None,
-            &user(),
-            CodeHash([1; 32]),
-            Origin::SelfService,
-            t0(),
-            &p,
-        )
-        .unwrap();
+        let r1 = self_request(None, 1, t0(), &p).unwrap();
         let soon = t0() + Duration::seconds(59);
         assert!(matches!(
-            request(
-                Some(&r1),
-                &user(),
-                CodeHash([2; 32]),
-                Origin::SelfService,
-                soon,
-                &p
-            ),
+            self_request(Some(&r1), 2, soon, &p),
             Err(Error::RateLimited {
                 retry_after_secs: 1
             })
         ));
         // An administrator is not rate-limited.
-        assert!(
-            request(
-                Some(&r1),
-                &user(),
-                CodeHash([2; 32]),
-                Origin::Admin,
-                soon,
-                &p
-            )
-            .is_ok()
-        );
+        assert!(admin_request(Some(&r1), 2, &p).is_ok());
         let later = t0() + Duration::seconds(60);
-        assert!(
-            request(
-                Some(&r1),
-                &user(),
-                CodeHash([2; 32]),
-                Origin::SelfService,
-                later,
-                &p
-            )
-            .is_ok()
-        );
+        assert!(self_request(Some(&r1), 2, later, &p).is_ok());
+    }
+
+    #[test]
+    fn self_service_does_not_replace_an_administrators_code() {
+        let mut p = Policy::default();
+        p.allow_self_provision = true;
+        let admin = admin_request(None, 1, &p).unwrap();
+        assert!(matches!(
+            self_request(Some(&admin), 2, t0(), &p),
+            Err(Error::AdminCodePending)
+        ));
+        // Once it expired, or was burned, the user may ask again.
+        let late = t0() + Duration::seconds(600);
+        assert!(self_request(Some(&admin), 2, late, &p).is_ok());
+        let mut burned = admin.clone();
+        burned.pending.as_mut().unwrap().attempts_left = 0;
+        assert!(self_request(Some(&burned), 2, t0(), &p).is_ok());
+        // An administrator may replace anyone's code.
+        let own = self_request(None, 3, t0(), &p).unwrap();
+        assert!(admin_request(Some(&own), 4, &p).is_ok());
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_shorten_the_rate_limit() {
+        let mut p = Policy::default();
+        p.allow_self_provision = true;
+        let mut r1 = self_request(None, 1, t0(), &p).unwrap();
+        r1.pending = None; // used
+        let back = t0() - Duration::hours(1);
+        assert!(matches!(
+            self_request(Some(&r1), 2, back, &p),
+            Err(Error::RateLimited { .. })
+        ));
+        // Still limited a minute after the set-back clock passes the stored time minus a
+        // little: the limit counts from the stored request, the later of the two times.
+        let still = t0() + Duration::seconds(59);
+        assert!(self_request(Some(&r1), 2, still, &p).is_err());
     }
 
     #[test]
@@ -415,30 +616,36 @@ mod tests {
         assert_eq!(r3.device.as_ref().unwrap().generation, 1);
         assert!(!otc_allowed(&r3, 0, 5));
         assert!(!otc_allowed(&r3, 100, 5));
-        let r4 = record_otc(&r3, 7, true).unwrap();
+        let otc = |r: &ProvisionRecord, i, ok| record_otc(Some(r), &user(), i, ok, t0(), &p).0;
+        let r4 = otc(&r3, 7, true);
         assert!(!otc_allowed(&r4, 7, 5), "an index is spent once used");
         // Wrong codes spend their index too, and lock the strings at the limit.
         let mut r = r4.clone();
         for i in 10..15 {
             assert!(otc_allowed(&r, i, 5));
-            r = record_otc(&r, i, false).unwrap();
+            r = otc(&r, i, false);
         }
         assert!(
             !otc_allowed(&r, 20, 5),
             "locked after 5 wrong codes in a row"
         );
+        assert_eq!(r.failures, 5, "and each counted on the account");
         assert!(
             otc_allowed(&download(&r).unwrap(), 20, 5),
             "a new download unlocks"
         );
-        let r1 = record_otc(&record_otc(&r4, 30, false).unwrap(), 31, true).unwrap();
+        let r1 = otc(&otc(&r4, 30, false), 31, true);
         assert_eq!(
             r1.device.as_ref().unwrap().otc_failures,
             0,
             "a right code resets the run"
         );
+        assert_eq!(r1.failures, 0, "and the account's run");
         let r5 = download(&r4).unwrap();
         assert!(otc_allowed(&r5, 7, 5), "a new generation frees every index");
+        // A code for a name without a record makes one and counts the failure.
+        let (fresh, locked) = record_otc(None, &user(), 7, false, t0(), &p);
+        assert_eq!((fresh.version, fresh.failures, locked), (1, 1, false));
     }
 
     #[test]
@@ -463,5 +670,27 @@ mod tests {
                 .pending
                 .is_none()
         );
+    }
+
+    #[test]
+    fn failure_only_records_are_purged_after_their_ttl_but_locks_stay() {
+        let mut p = Policy::default();
+        let (r, _, _, _) = failed(try_code_at(None, 1, t0()));
+        let due = t0() + crate::record::FAILURE_RECORD_TTL;
+        assert_eq!(r.purge_due_at(), Some(due));
+        assert_eq!(purge(&r, due - Duration::seconds(1), &p), Purge::Keep);
+        assert_eq!(purge(&r, due, &p), Purge::Delete);
+        // A pending code that expires while failures are fresh drops only the code.
+        let r2 = admin_request(Some(&r), 2, &p).unwrap();
+        let Purge::Update(r3) = purge(&r2, t0() + Duration::seconds(600), &p) else {
+            panic!()
+        };
+        assert_eq!((r3.pending.is_none(), r3.failures), (true, 1));
+        // A locked account is never purged.
+        p.set_max_account_failures(1).unwrap();
+        let (locked, _, _, did_lock) = failed(redeem(None, &user(), presented(1, 8), t0(), &p));
+        assert!(did_lock);
+        assert_eq!(locked.purge_due_at(), None);
+        assert_eq!(purge(&locked, due + Duration::days(30), &p), Purge::Keep);
     }
 }

@@ -10,7 +10,17 @@ use crate::error::{Error, Result};
 /// Longest accepted username, in bytes.
 pub const MAX_USERNAME_BYTES: usize = 256;
 
-/// A username: trimmed, not empty, at most 256 bytes, no control characters.
+/// Whether `c` reorders or breaks the text around it when shown: the bidirectional
+/// embedding, override and isolate controls (U+202A–U+202E, U+2066–U+2069) and the line
+/// and paragraph separators (U+2028, U+2029). Such characters let a name look like another
+/// in a console or forge a line in a log, so usernames and device fields refuse or drop
+/// them like control characters.
+pub fn is_bidi_or_separator(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// A username: trimmed, not empty, at most 256 bytes, no control characters, no
+/// bidirectional controls and no line or paragraph separators ([`is_bidi_or_separator`]).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
@@ -33,6 +43,11 @@ impl Username {
         if name.chars().any(char::is_control) {
             return Err(Error::InvalidUsername {
                 reason: "contains control characters",
+            });
+        }
+        if name.chars().any(is_bidi_or_separator) {
+            return Err(Error::InvalidUsername {
+                reason: "contains bidirectional-control or line/paragraph-separator characters",
             });
         }
         Ok(Self(name.to_owned()))
@@ -253,7 +268,7 @@ impl DeviceInfo {
         fn clean(v: Option<&str>) -> Option<String> {
             let s: String = v?
                 .chars()
-                .filter(|c| !c.is_control())
+                .filter(|c| !c.is_control() && !is_bidi_or_separator(*c))
                 .take(128)
                 .collect::<String>()
                 .trim()
@@ -333,6 +348,23 @@ mod tests {
             Err(Error::InvalidUsername { .. })
         ));
         assert_eq!(Error::UserNotSet.public_message(), "User not set");
+    }
+
+    #[test]
+    fn usernames_with_bidi_controls_or_separators_are_refused() {
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{2028}', '\u{2029}',
+        ] {
+            let name = format!("ali{c}ce");
+            let e = Username::parse(&name).unwrap_err();
+            assert!(matches!(e, Error::InvalidUsername { .. }), "{c:?}: {e:?}");
+            assert_eq!(e.public_message(), "Invalid Username");
+        }
+        // Ordinary non-ASCII letters stay welcome.
+        assert!(Username::parse("Zoë-Åsa").is_ok());
+        let d = DeviceInfo::new(Some("Pixel\u{202E}8\u{2028}"), None, None);
+        assert_eq!(d.model.as_deref(), Some("Pixel8"));
     }
 
     #[test]

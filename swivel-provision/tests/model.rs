@@ -18,6 +18,7 @@ enum Op {
     DownloadOld,
     Verify { index: u8, right: bool },
     Revoke,
+    Unlock,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -31,6 +32,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::DownloadOld),
         3 => (0u8..100, any::<bool>()).prop_map(|(index, right)| Op::Verify { index, right }),
         1 => Just(Op::Revoke),
+        1 => Just(Op::Unlock),
     ]
 }
 
@@ -42,6 +44,23 @@ struct Model {
     pending: Option<(usize, i64, u8)>,
     /// (index into issued ids, generation, used indices, wrong codes in a row)
     device: Option<(usize, u32, u128, u8)>,
+    /// Failed redeems and one-time codes in a row, and whether the account is locked.
+    failures: u32,
+    locked: bool,
+}
+
+/// The account locks at this many failures in a row (low, so that runs reach it).
+const MAX_ACCOUNT_FAILURES: u32 = 8;
+const LOCKED: &str = "Account locked, contact your administrator";
+
+impl Model {
+    fn failed(&mut self, msg: &str) -> Outcome {
+        self.failures += 1;
+        if self.failures >= MAX_ACCOUNT_FAILURES {
+            self.locked = true;
+        }
+        fail(msg)
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -64,7 +83,12 @@ fn fail(msg: &str) -> Outcome {
 const PIN: &str = "2580";
 
 async fn run(ops: Vec<Op>) {
-    let k = kit();
+    let mut policy = Policy::default();
+    policy.device_errors = DeviceErrors::Detailed;
+    policy
+        .set_max_account_failures(MAX_ACCOUNT_FAILURES as u64)
+        .unwrap();
+    let k = kit_with(policy);
     let alice = user("alice");
     let pin = Pin::parse(PIN).unwrap();
     let mut m = Model::default();
@@ -76,9 +100,13 @@ async fn run(ops: Vec<Op>) {
         let (got, want) = match op {
             Op::Request => {
                 let got = outcome(k.p.request_provision(&alice, Origin::Admin).await);
-                codes.push(k.outbox.last_code_for(&alice).unwrap());
-                m.pending = Some((codes.len() - 1, m.now + 600, 5));
-                (got, Outcome::Ok)
+                if m.locked {
+                    (got, fail(LOCKED))
+                } else {
+                    codes.push(k.outbox.last_code_for(&alice).unwrap());
+                    m.pending = Some((codes.len() - 1, m.now + 600, 5));
+                    (got, Outcome::Ok)
+                }
             }
             Op::RedeemLatest | Op::RedeemOld | Op::RedeemWrong => {
                 if codes.is_empty() {
@@ -91,18 +119,20 @@ async fn run(ops: Vec<Op>) {
                 };
                 let result = k.p.redeem(&alice, &code, DeviceInfo::default()).await;
                 let want = match m.pending {
-                    None => fail("Invalid Provision Code"),
-                    Some((_, exp, _)) if m.now >= exp => fail("Provision Failure"),
+                    _ if m.locked => m.failed(LOCKED),
+                    None => m.failed("Invalid Provision Code"),
+                    Some((_, exp, _)) if m.now >= exp => m.failed("Provision Failure"),
                     Some((idx, _, _)) if Some(idx) == which => {
                         m.pending = None;
                         m.device = Some((ids.len(), 0, 0, 0));
+                        m.failures = 0;
                         Outcome::Ok
                     }
                     Some((idx, exp, left)) => {
                         // A wrong code (an old code is a wrong code too, unless it equals the
                         // current one by chance: 10 random digits, ignore).
                         m.pending = (left > 1).then_some((idx, exp, left - 1));
-                        fail("Provision Failure")
+                        m.failed("Provision Failure")
                     }
                 };
                 if let Ok(id) = &result {
@@ -164,13 +194,14 @@ async fn run(ops: Vec<Op>) {
                         *used |= 1u128 << index;
                         if right && *dev == holder && *generation == set.generation() {
                             *failures = 0;
+                            m.failures = 0;
                             Outcome::Ok
                         } else {
                             *failures += 1;
-                            fail("Authentication failed")
+                            m.failed("Authentication failed")
                         }
                     }
-                    _ => fail("Authentication failed"),
+                    _ => m.failed("Authentication failed"),
                 };
                 (outcome(result), want)
             }
@@ -180,6 +211,14 @@ async fn run(ops: Vec<Op>) {
                 m.pending = None;
                 m.device = None;
                 assert_eq!(got, had, "step {step}: revoke");
+                continue;
+            }
+            Op::Unlock => {
+                let had = m.locked || m.failures > 0;
+                let got = k.p.unlock(&alice).await.unwrap();
+                m.locked = false;
+                m.failures = 0;
+                assert_eq!(got, had, "step {step}: unlock");
                 continue;
             }
         };
@@ -196,6 +235,11 @@ async fn run(ops: Vec<Op>) {
             st.device.map(|d| d.generation),
             m.device.map(|d| d.1),
             "step {step}: device"
+        );
+        assert_eq!(
+            (st.failures, st.locked_at.is_some()),
+            (m.failures, m.locked),
+            "step {step}: account"
         );
     }
 }

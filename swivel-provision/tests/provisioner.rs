@@ -57,7 +57,7 @@ async fn no_transport_no_code() {
 
 #[tokio::test]
 async fn unknown_user() {
-    let k = kit();
+    let k = kit_with(detailed());
     let e =
         k.p.request_provision(&user("zed"), Origin::Admin)
             .await
@@ -81,7 +81,7 @@ async fn unknown_user() {
 
 #[tokio::test]
 async fn wrong_code_leaves_working_device_untouched() {
-    let k = kit();
+    let k = kit_with(detailed());
     let (id, strings) = k.provisioned("alice").await;
     let code = k.code("alice").await;
     for _ in 0..5 {
@@ -139,7 +139,7 @@ async fn code_valid_just_before_expiry() {
 
 #[tokio::test]
 async fn used_code_is_invalid() {
-    let k = kit();
+    let k = kit_with(detailed());
     let code = k.code("alice").await;
     k.p.redeem(&user("alice"), &code, DeviceInfo::default())
         .await
@@ -511,7 +511,7 @@ async fn purge_expired_clears_codes() {
 
 #[tokio::test]
 async fn malformed_code_costs_no_attempt() {
-    let k = kit();
+    let k = kit_with(detailed());
     let code = k.code("alice").await;
     for _ in 0..10 {
         let e =
@@ -584,4 +584,158 @@ async fn wrong_otcs_spend_indices_and_lock_until_new_strings() {
     let s2 = k.p.download_strings(&id).await.unwrap().strings;
     let ok = one_time_code(s2.get(9).unwrap(), &pin, 9).unwrap();
     k.p.verify_otc(&user("alice"), &ok, &pin).await.unwrap();
+}
+
+#[tokio::test]
+async fn uniform_answers_for_unknown_user_no_pending_code_and_wrong_code() {
+    // The default policy: the attacker's three probes answer alike, and each does the same
+    // work, a write included (a record for the name, with the failure counted).
+    let k = kit();
+    let code = k.code("bob").await;
+    let probes = [
+        ("zed", ProvisionCode::new("1234567890")),   // no such user
+        ("alice", ProvisionCode::new("1234567890")), // no pending code
+        ("bob", wrong(&code)),                       // wrong code
+    ];
+    for (name, code) in probes {
+        let e =
+            k.p.redeem(&user(name), &code, DeviceInfo::default())
+                .await
+                .unwrap_err();
+        assert!(matches!(e, Error::ProvisionFailure), "{name}: {e:?}");
+        assert_eq!(e.public_message(), "Provision Failure");
+        let record = k.store.load(&user(name)).await.unwrap();
+        assert_eq!(
+            record.map(|r| r.failures),
+            Some(1),
+            "{name}: the failure is written"
+        );
+    }
+    // The operator's log still says what happened.
+    let lines = k.events.lines();
+    assert!(
+        lines.contains(&"Mobile request from unknown user; the user needs to reprovision".into())
+    );
+    assert!(lines.contains(
+        &"User \"bob\" provision failed, A valid session could not be loaded or created for the user.".into()
+    ));
+}
+
+#[tokio::test]
+async fn the_account_locks_after_the_limit_and_an_administrator_unlocks_it() {
+    let mut policy = detailed();
+    policy.set_max_account_failures(12).unwrap();
+    let k = kit_with(policy);
+    let pin = Pin::parse("1234").unwrap();
+    let (_, strings) = k.provisioned("alice").await;
+    // Failures count across codes and across kinds: wrong one-time codes...
+    for index in 1..=4 {
+        let mut otc = one_time_code(strings.get(index).unwrap(), &pin, index).unwrap();
+        otc.replace_range(0..1, if otc.starts_with('9') { "0" } else { "9" });
+        assert!(k.p.verify_otc(&user("alice"), &otc, &pin).await.is_err());
+    }
+    // ...and wrong provision codes, each new code not resetting the count.
+    let mut code = None;
+    for _ in 0..2 {
+        let fresh = k.code("alice").await;
+        for _ in 0..4 {
+            let e =
+                k.p.redeem(&user("alice"), &wrong(&fresh), DeviceInfo::default())
+                    .await
+                    .unwrap_err();
+            assert!(matches!(e, Error::ProvisionFailure), "{e:?}");
+        }
+        code = Some(fresh);
+    }
+    // The twelfth failure locked the account: even the right code is refused now.
+    let e =
+        k.p.redeem(&user("alice"), &code.unwrap(), DeviceInfo::default())
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::AccountLocked { .. }), "{e:?}");
+    let status = k.p.status(&user("alice")).await.unwrap();
+    assert!(status.locked_at.is_some());
+    assert_eq!(status.failures, 13);
+    assert!(
+        k.events.lines().contains(
+            &"Account of user \"alice\" locked after too many failed attempts".to_owned()
+        )
+    );
+    // Locked: no new code, not even from an administrator, and no redeem.
+    let e =
+        k.p.request_provision(&user("alice"), Origin::Admin)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::AccountLocked { .. }), "{e:?}");
+    // An administrator unlocks; then everything works again and a success resets.
+    assert!(k.p.unlock(&user("alice")).await.unwrap());
+    assert!(
+        !k.p.unlock(&user("alice")).await.unwrap(),
+        "nothing left to unlock"
+    );
+    assert!(
+        k.events
+            .lines()
+            .contains(&"Account of user \"alice\" unlocked".to_owned())
+    );
+    let code = k.code("alice").await;
+    k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+        .await
+        .unwrap();
+    let status = k.p.status(&user("alice")).await.unwrap();
+    assert_eq!((status.failures, status.locked_at), (0, None));
+}
+
+#[tokio::test]
+async fn self_service_does_not_replace_an_administrators_code() {
+    let mut policy = Policy::default();
+    policy.allow_self_provision = true;
+    let k = kit_with(policy);
+    let admin_code = k.code("alice").await;
+    let e =
+        k.p.request_provision(&user("alice"), Origin::SelfService)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::AdminCodePending), "{e:?}");
+    assert_eq!(k.outbox.messages().len(), 1, "nothing more was sent");
+    k.p.redeem(&user("alice"), &admin_code, DeviceInfo::default())
+        .await
+        .expect("the administrator's code still works");
+}
+
+#[tokio::test]
+async fn a_code_dated_in_the_future_is_refused() {
+    let k = kit_with(detailed());
+    let code = k.code("alice").await;
+    // The clock is set back an hour (NTP step, VM restore): the code would otherwise live
+    // an hour longer than its validity.
+    let now = k.p.now();
+    k.clock.set(now - Duration::hours(1));
+    let e =
+        k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::ProvisionFailure), "{e:?}");
+    assert!(k.p.status(&user("alice")).await.unwrap().device.is_none());
+}
+
+#[tokio::test]
+async fn a_one_time_code_for_an_unknown_user_costs_a_write_too() {
+    let k = kit();
+    let pin = Pin::parse("1234").unwrap();
+    for name in ["zed", "alice"] {
+        // zed does not exist; alice exists without a device.
+        let e =
+            k.p.verify_otc(&user(name), "123405", &pin)
+                .await
+                .unwrap_err();
+        assert!(matches!(e, Error::OtcRejected), "{e:?}");
+        let record = k
+            .store
+            .load(&user(name))
+            .await
+            .unwrap()
+            .expect("a record is written");
+        assert_eq!(record.failures, 1);
+    }
 }

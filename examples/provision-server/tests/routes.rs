@@ -263,13 +263,20 @@ async fn agentxml_provision_strings_and_errors() {
         .await
         .unwrap();
     let code = f.outbox.last_code_for(&alice()).unwrap();
+    // Uniform device errors (the default policy): an unknown user, no username, a wrong
+    // code and a used code all answer `Provision Failure`.
     assert_agent_error(
         &f.app,
         provision_xml("nobody", code.expose()),
-        "Invalid Username",
+        "Provision Failure",
     )
     .await;
-    assert_agent_error(&f.app, provision_xml("", code.expose()), "User not set").await;
+    assert_agent_error(
+        &f.app,
+        provision_xml("", code.expose()),
+        "Provision Failure",
+    )
+    .await;
     assert_agent_error(
         &f.app,
         provision_xml("alice", "0000000000"),
@@ -287,7 +294,7 @@ async fn agentxml_provision_strings_and_errors() {
     assert_agent_error(
         &f.app,
         provision_xml("alice", code.expose()),
-        "Invalid Provision Code",
+        "Provision Failure",
     )
     .await;
 

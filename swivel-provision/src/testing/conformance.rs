@@ -299,8 +299,12 @@ fn provisioner(
             .with_mobile_group(true),
     );
     let outbox = Arc::new(RecordingTransport::new());
+    // Detailed errors, so that a loser's answer says why it lost.
+    let mut policy = crate::Policy::default();
+    policy.device_errors = crate::DeviceErrors::Detailed;
     let p = Provisioner::builder()
         .store(store)
+        .policy(policy)
         .users(users)
         .transport(Channel::Email, outbox.clone())
         .server_key(ServerKey::from_bytes([42; 32]))

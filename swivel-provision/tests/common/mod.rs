@@ -71,6 +71,13 @@ pub fn kit() -> Kit {
     kit_with(Policy::default())
 }
 
+/// The default policy with detailed device errors (the seed's words).
+pub fn detailed() -> Policy {
+    let mut p = Policy::default();
+    p.device_errors = DeviceErrors::Detailed;
+    p
+}
+
 impl Kit {
     /// Requests a code for `name` as admin and returns it.
     pub async fn code(&self, name: &str) -> ProvisionCode {
