@@ -1,7 +1,7 @@
 //! The [`Provisioner`]: loads a record, applies one rule of [`state`](crate::state), swaps
 //! the result into the store by version (retrying on conflict), and reports events.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use time::OffsetDateTime;
 
@@ -16,14 +16,14 @@ use crate::policy::{DeliveryMode, MobilePolicy, Policy};
 use crate::record::{Origin, ProvisionRecord};
 use crate::site::{ServerSettings, SiteDirectory};
 use crate::state::{self, Purge, Redeem};
-use crate::store::CodeStore;
+use crate::store::{CodeStore, RecordKey, UpdateStep, Updated};
 use crate::strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, otc_eq, split_otc};
 use crate::transport::{ProvisionLinks, ProvisionMessage, Transport};
 use crate::types::{Channel, Destination, DeviceInfo, Pin, SiteId, Username};
 use crate::users::{UserEntry, UserRepository};
 
-/// Compare-and-swap attempts before [`Error::Contention`].
-const MAX_CAS_ATTEMPTS: usize = 100;
+/// Compare-and-swap attempts before [`Error::Contention`] (purging).
+const MAX_CAS_ATTEMPTS: usize = crate::store::MAX_UPDATE_ATTEMPTS;
 /// Records cleared per [`CodeStore::list_expired`] call while purging.
 const PURGE_BATCH: usize = 500;
 
@@ -303,25 +303,36 @@ impl ProvisionerBuilder {
     }
 }
 
-/// Loads, applies `step`, and swaps, retrying on conflict. `step` returns the record to
-/// store (or `None` to store nothing) and the value to return.
-async fn update<T>(
+/// Applies `step` to the record `key` names in one [`CodeStore::update`] call. `step`
+/// returns the record to store (or `None` to store nothing) and the value to return; an
+/// error from it stores nothing and is returned. It may run more than once (stores that
+/// retry on conflict); the last run's answer counts.
+async fn update<T: Send + 'static>(
     store: &dyn CodeStore,
-    username: &Username,
-    mut step: impl FnMut(Option<&ProvisionRecord>) -> Result<(Option<ProvisionRecord>, T)>,
+    key: impl Into<RecordKey>,
+    mut step: impl FnMut(Option<&ProvisionRecord>) -> Result<(Option<ProvisionRecord>, T)>
+    + Send
+    + 'static,
 ) -> Result<T> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let current = store.load(username).await?;
-        let (next, out) = step(current.as_ref())?;
-        let Some(next) = next else { return Ok(out) };
-        if store
-            .compare_and_swap(current.as_ref().map(|c| c.version), &next)
-            .await?
-        {
-            return Ok(out);
-        }
+    let answer: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&answer);
+    let boxed: UpdateStep = Box::new(move |cur| {
+        let (next, out) = match step(cur) {
+            Ok((next, value)) => (next, Ok(value)),
+            Err(e) => (None, Err(e)),
+        };
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        next
+    });
+    let updated = store.update(key.into(), boxed).await?;
+    if updated == Updated::Conflict {
+        return Err(Error::Contention);
     }
-    Err(Error::Contention)
+    answer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or(Err(Error::Contention))
 }
 
 async fn cancel_pending(
@@ -329,8 +340,9 @@ async fn cancel_pending(
     username: &Username,
     code_hash: &CodeHash,
 ) -> Result<()> {
-    update(store, username, |cur| {
-        Ok((cur.and_then(|c| state::cancel_pending(c, code_hash)), ()))
+    let code_hash = *code_hash;
+    update(store, username, move |cur| {
+        Ok((cur.and_then(|c| state::cancel_pending(c, &code_hash)), ()))
     })
     .await
 }
@@ -530,8 +542,9 @@ impl Provisioner {
         let code = with_thread_rng(|rng| ProvisionCode::generate(&policy.code, rng));
         let code_hash = self.inner.key.code_hash(username.as_str(), &code);
         let now = self.now();
-        let record = update(self.inner.store.as_ref(), username, |cur| {
-            let next = state::request(cur, username, code_hash, origin, now, &policy)?;
+        let (user_key, step_policy) = (username.clone(), policy.clone());
+        let record = update(self.inner.store.as_ref(), username, move |cur| {
+            let next = state::request(cur, &user_key, code_hash, origin, now, &step_policy)?;
             Ok((Some(next.clone()), next))
         })
         .await;
@@ -651,7 +664,8 @@ impl Provisioner {
         let outcome = update(
             self.inner.store.as_ref(),
             username,
-            |cur| match state::redeem(cur, &presented, well_formed, id_hash, info.clone(), now) {
+            move |cur| match state::redeem(cur, &presented, well_formed, id_hash, info.clone(), now)
+            {
                 Redeem::Provisioned(next) => Ok((Some(next), Outcome::Ok(info.clone()))),
                 Redeem::WrongCode { next, burned } => Ok((Some(next), Outcome::Wrong(burned))),
                 Redeem::Refused(e) => Err(e),
@@ -715,8 +729,10 @@ impl Provisioner {
                 username: username.to_string(),
             });
         }
-        let generation = update(self.inner.store.as_ref(), &username, |cur| {
+        let owner = username.clone();
+        let generation = update(self.inner.store.as_ref(), id_hash, move |cur| {
             let device_matches = cur
+                .filter(|c| c.username == owner)
                 .and_then(|c| c.device.as_ref())
                 .is_some_and(|d| d.id_hash.ct_eq(&id_hash));
             if !device_matches {
@@ -768,7 +784,9 @@ impl Provisioner {
             return reject();
         };
         let max_failures = self.policy().max_otc_failures();
-        let result = update(self.inner.store.as_ref(), username, |cur| {
+        let inner = Arc::clone(&self.inner);
+        let (pin, digits) = (pin.clone(), digits.to_owned());
+        let result = update(self.inner.store.as_ref(), username, move |cur| {
             let Some(cur) = cur else {
                 return Err(Error::OtcRejected);
             };
@@ -779,14 +797,11 @@ impl Provisioner {
             else {
                 return Err(Error::OtcRejected);
             };
-            let seed = self
-                .inner
-                .key
-                .strings_seed(&device.id_hash, device.generation);
-            let strings = self.inner.strings.generate(seed, device.generation);
+            let seed = inner.key.strings_seed(&device.id_hash, device.generation);
+            let strings = inner.strings.generate(seed, device.generation);
             let string = strings.get(index).ok_or(Error::OtcRejected)?;
-            let expected = crate::strings::one_time_code(string, pin, index)?;
-            let correct = otc_eq(&expected[..digits.len()], digits);
+            let expected = crate::strings::one_time_code(string, &pin, index)?;
+            let correct = otc_eq(&expected[..digits.len()], &digits);
             Ok((state::record_otc(cur, index, correct), correct))
         })
         .await;
@@ -830,7 +845,7 @@ impl Provisioner {
     /// Revokes the user's pending code and device. Returns whether there was anything to
     /// revoke.
     pub async fn revoke(&self, username: &Username) -> Result<bool> {
-        let revoked = update(self.inner.store.as_ref(), username, |cur| {
+        let revoked = update(self.inner.store.as_ref(), username, move |cur| {
             let next = cur.and_then(state::revoke);
             let some = next.is_some();
             Ok((next, some))
