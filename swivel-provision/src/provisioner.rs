@@ -1,5 +1,10 @@
-//! The [`Provisioner`]: loads a record, applies one rule of [`state`](crate::state), swaps
-//! the result into the store by version (retrying on conflict), and reports events.
+//! The [`Provisioner`]: applies one rule of [`state`](crate::state) to a record in one
+//! [`CodeStore::update`] call (the store loads, the rule decides, the store writes), and
+//! reports events.
+//!
+//! User lookups are not cached: each transition reads the directory once (request, redeem)
+//! or twice with the record (download: the record by Id hash, then its user), on the
+//! store's read connections; only the transition itself is a write.
 
 use std::sync::{Arc, Mutex, RwLock};
 

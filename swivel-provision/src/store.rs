@@ -60,7 +60,8 @@ pub enum Updated {
 /// Keeps one [`ProvisionRecord`] per user and swaps it by version.
 ///
 /// Every rule of provisioning lives in the core; a store only has to keep records and make
-/// [`compare_and_swap`](CodeStore::compare_and_swap) atomic. The conformance suite
+/// [`compare_and_swap`](CodeStore::compare_and_swap) atomic (and may override
+/// [`update`](CodeStore::update) to apply a transition in one transaction). The conformance suite
 /// (`swivel_provision::testing::conformance`, feature `testing`) checks an implementation.
 ///
 /// # What an implementer must guarantee

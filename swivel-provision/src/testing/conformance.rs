@@ -1,6 +1,7 @@
 //! The conformance suite every [`CodeStore`] must pass: compare-and-swap semantics, device
-//! Id uniqueness, lookups, expiry listing, and exactly-once redeem under concurrency
-//! through the real [`Provisioner`].
+//! Id uniqueness, lookups, expiry listing, [`CodeStore::update`] (by user and by device Id
+//! hash; 32 concurrent updates of one record: exactly one takes a code, and none is lost),
+//! and exactly-once redeem under concurrency through the real [`Provisioner`].
 //!
 //! Run it from a store's tests inside a multi-thread tokio runtime:
 //!
