@@ -5,9 +5,19 @@
 //! locking makes it atomic across every connection and server instance: of concurrent
 //! swaps from one version, the first commits and the others re-check the `WHERE` clause
 //! against the new row and change nothing.
+//!
+//! [`CodeStore::update`] is one transaction on one pooled connection, in two round trips:
+//! `BEGIN` and `SELECT … FOR UPDATE` pipelined (the row stays locked while the core's step
+//! decides), then the `UPDATE` (or `INSERT`) and `COMMIT` pipelined. Concurrent updates of
+//! one record queue on its row lock; none is lost. An insert that races another insert of
+//! the same user changes nothing and is retried.
 
 use async_trait::async_trait;
-use swivel_provision::{CodeStore, IdHash, ProvisionRecord, StoreError, Username};
+use deadpool_postgres::Object;
+use swivel_provision::store::{MAX_UPDATE_ATTEMPTS, check_owner};
+use swivel_provision::{
+    CodeStore, IdHash, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated, Username,
+};
 use time::OffsetDateTime;
 use tokio_postgres::error::SqlState;
 
@@ -22,6 +32,8 @@ const INSERT: &str =
 const UPDATE: &str = "UPDATE records
      SET version = $3, body = $4::text::jsonb, device_id_hash = $5, pending_expires_at = $6
      WHERE username = $1 AND version = $2";
+const LOCK_USER: &str = "SELECT body::text FROM records WHERE username = $1 FOR UPDATE";
+const LOCK_DEVICE: &str = "SELECT body::text FROM records WHERE device_id_hash = $1 FOR UPDATE";
 const DELETE: &str = "DELETE FROM records WHERE username = $1 AND version = $2";
 const FIND_BY_ID: &str = "SELECT body::text FROM records WHERE device_id_hash = $1";
 // Timestamps are kept to the microsecond: rows in the same microsecond as `now` also bring
@@ -48,7 +60,150 @@ fn decode_username(name: &str) -> Result<Username, PostgresError> {
     })
 }
 
+/// A pooled connection inside a transaction. Dropped before the transaction ended (an
+/// error, or the caller's future dropped mid-update), it takes the connection out of the
+/// pool and closes it, so the server rolls the transaction back and no later caller
+/// inherits it.
+struct InTransaction {
+    client: Option<Object>,
+}
+
+impl InTransaction {
+    fn client(&self) -> &Object {
+        self.client.as_ref().expect("present until finished")
+    }
+
+    /// The transaction ended (committed or rolled back): the connection may go back.
+    fn finished(mut self) {
+        drop(self.client.take());
+    }
+}
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+/// The columns of a record, as the `INSERT` and `UPDATE` statements take them.
+struct Columns {
+    version: i64,
+    body: String,
+    device: Option<String>,
+    expires: Option<OffsetDateTime>,
+}
+
+impl Columns {
+    fn of(record: &ProvisionRecord) -> Result<Columns, PostgresError> {
+        let body = String::from_utf8(record.to_json())
+            .map_err(|_| PostgresError::OutOfRange("record JSON"))?;
+        Ok(Columns {
+            version: version_to_sql(record.version)?,
+            body,
+            device: record.device_id_hash().map(|h| h.to_hex()),
+            expires: record.purge_due_at(),
+        })
+    }
+}
+
 impl PostgresStore {
+    /// One attempt of [`CodeStore::update`]: `None` when an insert raced another insert of
+    /// the same user (nothing changed; try again).
+    async fn update_once(
+        &self,
+        key: &RecordKey,
+        step: &mut UpdateStep,
+    ) -> Result<Option<Updated>, StoreError> {
+        let (lock, value) = match key {
+            RecordKey::User(username) => (LOCK_USER, username.as_str().to_owned()),
+            RecordKey::Device(id_hash) => (LOCK_DEVICE, id_hash.to_hex()),
+            _ => return Err(StoreError::backend("a record key this store does not know")),
+        };
+        let tx = InTransaction {
+            client: Some(self.client().await?),
+        };
+        let client = tx.client();
+        let (lock, insert, update) = tokio::try_join!(
+            client.prepare_cached(lock),
+            client.prepare_cached(INSERT),
+            client.prepare_cached(UPDATE),
+        )
+        .map_err(PostgresError::query)?;
+        // Pipelined: both are sent before the first answer is read.
+        let key_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&value];
+        let (begun, row) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.query_opt(&lock, &key_param)
+        );
+        begun.map_err(PostgresError::query)?;
+        let row = row.map_err(PostgresError::query)?;
+        let current = match row {
+            None => None,
+            Some(row) => {
+                let body: String = row.try_get(0).map_err(PostgresError::query)?;
+                Some(decode(&body)?)
+            }
+        };
+        let next = match step(current.as_ref()) {
+            Some(next) => next,
+            None => {
+                client
+                    .batch_execute("ROLLBACK")
+                    .await
+                    .map_err(PostgresError::query)?;
+                tx.finished();
+                return Ok(Some(Updated::Kept));
+            }
+        };
+        if let Err(e) = check_owner(key, current.as_ref(), &next) {
+            client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(PostgresError::query)?;
+            tx.finished();
+            return Err(e);
+        }
+        let c = Columns::of(&next)?;
+        let username = next.username.as_str();
+        let write = async {
+            match &current {
+                None => {
+                    client
+                        .execute(
+                            &insert,
+                            &[&username, &c.version, &c.body, &c.device, &c.expires],
+                        )
+                        .await
+                }
+                Some(cur) => {
+                    let expected = version_to_sql(cur.version).unwrap_or(i64::MAX);
+                    client
+                        .execute(
+                            &update,
+                            &[
+                                &username, &expected, &c.version, &c.body, &c.device, &c.expires,
+                            ],
+                        )
+                        .await
+                }
+            }
+        };
+        // Pipelined; after a failed write the server answers COMMIT with a rollback.
+        let (written, committed) = tokio::join!(write, client.batch_execute("COMMIT"));
+        committed.map_err(PostgresError::query)?;
+        tx.finished();
+        match written {
+            Ok(1) => Ok(Some(Updated::Written)),
+            // The row is locked, so only an insert can miss: another insert came first.
+            Ok(_) => Ok(None),
+            // Another user's record holds this device Id hash.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Some(Updated::Conflict)),
+            Err(e) => Err(PostgresError::query(e).into()),
+        }
+    }
+
     async fn cas(
         &self,
         expected_version: Option<u64>,
@@ -184,6 +339,15 @@ impl CodeStore for PostgresStore {
         record: &ProvisionRecord,
     ) -> Result<bool, StoreError> {
         Ok(self.cas(expected_version, record).await?)
+    }
+
+    async fn update(&self, key: RecordKey, mut step: UpdateStep) -> Result<Updated, StoreError> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            if let Some(updated) = self.update_once(&key, &mut step).await? {
+                return Ok(updated);
+            }
+        }
+        Ok(Updated::Conflict)
     }
 
     async fn delete(&self, username: &Username, expected_version: u64) -> Result<bool, StoreError> {

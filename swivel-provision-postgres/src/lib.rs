@@ -25,7 +25,10 @@
 //! # How it stays consistent
 //! - Compare-and-swap is one statement (`INSERT … ON CONFLICT DO NOTHING`, or
 //!   `UPDATE … WHERE username = $1 AND version = $2`); PostgreSQL's row locks make it
-//!   atomic across connections and instances. No call holds a transaction open.
+//!   atomic across connections and instances.
+//! - [`CodeStore::update`](swivel_provision::CodeStore::update) is one transaction in two
+//!   pipelined round trips (`BEGIN` + `SELECT … FOR UPDATE`, then `UPDATE` + `COMMIT`):
+//!   the row stays locked while the core's step decides, so no update is lost.
 //! - A device Id hash is `UNIQUE`: a swap that would give two users the same device
 //!   returns `false`.
 //! - The schema is created and upgraded by embedded, versioned migrations at connect

@@ -19,8 +19,9 @@ use crate::options::{PostgresOptions, check_schema_name};
 /// [`SiteDirectory`](swivel_provision::SiteDirectory) +
 /// [`SiteAdmin`](swivel_provision::SiteAdmin) and
 /// [`SettingsStore`](swivel_provision::SettingsStore). Cheap to clone: clones share one
-/// pool. Every call is one statement on a pooled connection, so a call either happened
-/// whole or not at all.
+/// pool. Every call is one statement, or one transaction
+/// ([`update`](swivel_provision::CodeStore::update)), on a pooled connection, so a call
+/// either happened whole or not at all.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use swivel_provision::{CodeStore, IdHash, ProvisionRecord, StoreError, Username};
+use swivel_provision::store::check_owner;
+use swivel_provision::{
+    CodeStore, IdHash, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated, Username,
+};
 use time::OffsetDateTime;
 
 use crate::error::SqliteError;
@@ -29,6 +32,20 @@ struct Row {
     pending_expires_ns: Option<i64>,
 }
 
+impl Row {
+    fn of(record: &ProvisionRecord) -> Result<Row, StoreError> {
+        let version = i64::try_from(record.version)
+            .map_err(|_| StoreError::backend("record version does not fit SQLite's INTEGER"))?;
+        Ok(Row {
+            username: record.username.as_str().to_owned(),
+            version,
+            body: record.to_json(),
+            device_id_hash: record.device_id_hash().map(|h| h.to_hex()),
+            pending_expires_ns: record.purge_due_at().map(unix_nanos),
+        })
+    }
+}
+
 fn compare_and_swap(
     conn: &mut Connection,
     path: &Path,
@@ -41,6 +58,22 @@ fn compare_and_swap(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql)?;
+    if !swap_in(&tx, path, expected, row)? {
+        return Ok(false);
+    }
+    tx.commit().map_err(sql)?;
+    Ok(true)
+}
+
+/// The checks and the write of a compare-and-swap, inside the caller's transaction (or
+/// savepoint), which holds the write lock.
+fn swap_in(
+    tx: &Connection,
+    path: &Path,
+    expected: Option<i64>,
+    row: &Row,
+) -> Result<bool, SqliteError> {
+    let sql = |e| SqliteError::from_sqlite(path, e);
     let current: Option<i64> = tx
         .prepare_cached("SELECT version FROM records WHERE username = ?1")
         .and_then(|mut s| s.query_row([&row.username], |r| r.get(0)).optional())
@@ -90,11 +123,49 @@ fn compare_and_swap(
             }),
     }
     .map_err(sql)?;
-    if changed != 1 {
-        return Ok(false);
-    }
-    tx.commit().map_err(sql)?;
-    Ok(true)
+    Ok(changed == 1)
+}
+
+/// One [`CodeStore::update`] inside the writer's group transaction: reads the record `key`
+/// names, runs `step`, writes its record. Runs on the writer thread, inside a savepoint
+/// that is rolled back when this returns an error.
+pub(crate) fn apply_update(
+    conn: &Connection,
+    path: &Path,
+    key: &RecordKey,
+    step: &mut UpdateStep,
+) -> Result<Updated, StoreError> {
+    let sql = |e| SqliteError::from_sqlite(path, e);
+    let (query, value) = match key {
+        RecordKey::User(username) => (
+            "SELECT body FROM records WHERE username = ?1",
+            username.as_str().to_owned(),
+        ),
+        RecordKey::Device(id_hash) => (
+            "SELECT body FROM records WHERE device_id_hash = ?1",
+            id_hash.to_hex(),
+        ),
+        _ => return Err(StoreError::backend("a record key this store does not know")),
+    };
+    let body: Option<Vec<u8>> = conn
+        .prepare_cached(query)
+        .and_then(|mut s| s.query_row([&value], |r| r.get(0)).optional())
+        .map_err(sql)?;
+    let current = body.map(|b| parse_record(path, &b)).transpose()?;
+    let Some(next) = step(current.as_ref()) else {
+        return Ok(Updated::Kept);
+    };
+    check_owner(key, current.as_ref(), &next)?;
+    let expected = match current.map(|c| i64::try_from(c.version)) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return Err(StoreError::backend("stored version out of range")),
+    };
+    Ok(if swap_in(conn, path, expected, &Row::of(&next)?)? {
+        Updated::Written
+    } else {
+        Updated::Conflict
+    })
 }
 
 /// The one record `sql` (a `SELECT body … WHERE <unique column> = ?1`) finds for `key`, read
@@ -134,21 +205,17 @@ impl CodeStore for SqliteStore {
             // No stored version can be that large.
             Some(Err(_)) => return Ok(false),
         };
-        let version = i64::try_from(record.version)
-            .map_err(|_| StoreError::backend("record version does not fit SQLite's INTEGER"))?;
-        let row = Row {
-            username: record.username.as_str().to_owned(),
-            version,
-            body: record.to_json(),
-            device_id_hash: record.device_id_hash().map(|h| h.to_hex()),
-            pending_expires_ns: record.purge_due_at().map(unix_nanos),
-        };
+        let row = Row::of(record)?;
         Ok(self
             .db
             .run(true, move |conn, path| {
                 compare_and_swap(conn, path, expected, &row)
             })
             .await?)
+    }
+
+    async fn update(&self, key: RecordKey, step: UpdateStep) -> Result<Updated, StoreError> {
+        self.db.update(key, step).await
     }
 
     async fn delete(&self, username: &Username, expected_version: u64) -> Result<bool, StoreError> {

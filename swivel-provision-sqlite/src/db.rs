@@ -1,32 +1,44 @@
-//! Connections and where they run: every call runs on tokio's blocking pool, never on an
-//! async worker thread.
+//! Connections and where they run.
 //!
-//! Writes go through one connection per store, one at a time (an async semaphore queues
-//! them without blocking a thread); reads use a few connections of their own, which WAL
-//! lets run beside the writer. Between processes, SQLite's file locks and the busy timeout
-//! order the writers.
+//! Writes go to one writer thread per store, which owns the write connection and takes its
+//! work from a channel (no hop through tokio's blocking pool). Record updates
+//! ([`Db::update`]) waiting in the channel together run in one transaction, a `SAVEPOINT`
+//! each, and share one commit (one `fsync` with `synchronous=FULL`): group commit. Each is
+//! answered only after that commit returned. Other writes ([`Db::run`] with `write`) run on
+//! the same thread, one transaction each, between groups.
+//!
+//! Reads use a few connections of their own on tokio's blocking pool, which WAL lets run
+//! beside the writer. Between processes, SQLite's file locks and the busy timeout order the
+//! writers.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags};
-use tokio::sync::Semaphore;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use swivel_provision::{RecordKey, StoreError, UpdateStep, Updated};
+use tokio::sync::{Semaphore, oneshot};
 
+use crate::codes::apply_update;
 use crate::error::SqliteError;
 use crate::options::SqliteOptions;
 use crate::schema;
 
-/// Connections of one kind and how many may be in use at once.
+/// Updates run in one group commit at most (the rest wait for the next group).
+const MAX_GROUP: usize = 512;
+
+/// Read connections and how many may be in use at once.
 struct Slot {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Slot {
-    fn new(size: usize, first: Option<Connection>) -> Self {
+    fn new(size: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(size)),
-            idle: Mutex::new(first.into_iter().collect()),
+            idle: Mutex::new(Vec::new()),
         }
     }
 
@@ -42,14 +54,33 @@ impl Slot {
     }
 }
 
+/// Where an update's answer goes.
+type Reply = oneshot::Sender<Result<Updated, StoreError>>;
+
+/// A write that is not a record update, run alone on the writer thread.
+type WriteFn = Box<dyn FnOnce(&mut Connection, &Path) + Send>;
+
+/// Work for the writer thread.
+enum Job {
+    /// One record update, grouped with the updates next to it in the channel.
+    Update {
+        key: RecordKey,
+        step: UpdateStep,
+        reply: Reply,
+    },
+    /// Anything else, alone (it answers through a channel it captured).
+    Run(WriteFn),
+}
+
 /// The database: where it is, how to open it, and its connections.
 pub(crate) struct Db {
     /// The file, or `:memory:`.
     path: PathBuf,
     memory: bool,
     options: SqliteOptions,
-    writer: Slot,
-    /// `None` for an in-memory database: it has one connection, the writer.
+    /// To the writer thread, which stops when the last sender is dropped.
+    writer: mpsc::Sender<Job>,
+    /// `None` for an in-memory database: it has one connection, the writer's.
     readers: Option<Slot>,
 }
 
@@ -80,6 +111,93 @@ fn configure(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<
     Ok(())
 }
 
+/// Starts the writer thread on `conn`.
+fn start_writer(conn: Connection, path: PathBuf) -> Result<mpsc::Sender<Job>, SqliteError> {
+    let (tx, rx) = mpsc::channel();
+    let shown = path.clone();
+    std::thread::Builder::new()
+        .name("swivel-sqlite-writer".into())
+        .spawn(move || writer_loop(conn, &path, &rx))
+        .map_err(|_| SqliteError::WriterGone { path: shown })?;
+    Ok(tx)
+}
+
+/// Takes every job waiting in the channel (up to [`MAX_GROUP`] updates in a row), runs the
+/// updates among them as one group commit and the other jobs alone, in order.
+fn writer_loop(mut conn: Connection, path: &Path, rx: &mpsc::Receiver<Job>) {
+    let mut group: Vec<(RecordKey, UpdateStep, Reply)> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Update { key, step, reply } => {
+                    group.push((key, step, reply));
+                    if group.len() < MAX_GROUP {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                Job::Run(f) => {
+                    commit_group(&mut conn, path, &mut group);
+                    f(&mut conn, path);
+                    next = rx.try_recv().ok();
+                }
+            }
+        }
+        commit_group(&mut conn, path, &mut group);
+    }
+}
+
+/// Runs `group`'s updates in one transaction, a savepoint each, commits once, then answers
+/// every one of them.
+fn commit_group(
+    conn: &mut Connection,
+    path: &Path,
+    group: &mut Vec<(RecordKey, UpdateStep, Reply)>,
+) {
+    if group.is_empty() {
+        return;
+    }
+    let sql = |e| SqliteError::from_sqlite(path, e);
+    let mut answers = Vec::with_capacity(group.len());
+    let outcome = (|| {
+        // IMMEDIATE takes the write lock first, so every read below sees what the write
+        // after it replaces, even when other processes write the same file.
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        for (key, step, _) in group.iter_mut() {
+            let mut sp = tx.savepoint().map_err(sql)?;
+            let answer = catch_unwind(AssertUnwindSafe(|| apply_update(&sp, path, key, step)))
+                .unwrap_or_else(|_| {
+                    Err(StoreError::from(SqliteError::StepPanicked {
+                        path: path.to_path_buf(),
+                    }))
+                });
+            if answer.is_ok() {
+                sp.commit().map_err(sql)?;
+            } else {
+                // Undo this update only; dropping the savepoint then releases it.
+                sp.rollback().map_err(sql)?;
+            }
+            answers.push(answer);
+        }
+        tx.commit().map_err(sql)
+    })();
+    match outcome {
+        Ok(()) => {
+            for ((_, _, reply), answer) in group.drain(..).zip(answers) {
+                let _ = reply.send(answer);
+            }
+        }
+        Err(e) => {
+            // Nothing of the group was written.
+            for (_, _, reply) in group.drain(..) {
+                let _ = reply.send(Err(e.for_another().into()));
+            }
+        }
+    }
+}
+
 impl Db {
     /// Opens (creating if needed) and migrates the database file.
     pub(crate) fn open_file(path: PathBuf, options: SqliteOptions) -> Result<Self, SqliteError> {
@@ -87,8 +205,8 @@ impl Db {
         schema::migrate(&mut conn, &path)?;
         let readers = options.read_connections.max(1);
         Ok(Self {
-            writer: Slot::new(1, Some(conn)),
-            readers: Some(Slot::new(readers, None)),
+            writer: start_writer(conn, path.clone())?,
+            readers: Some(Slot::new(readers)),
             path,
             memory: false,
             options,
@@ -104,7 +222,7 @@ impl Db {
         configure(&conn, &path, &options)?;
         schema::migrate(&mut conn, &path)?;
         Ok(Self {
-            writer: Slot::new(1, Some(conn)),
+            writer: start_writer(conn, path.clone())?,
             readers: None,
             path,
             memory: true,
@@ -122,22 +240,56 @@ impl Db {
         self.memory
     }
 
-    fn slot(&self, write: bool) -> &Slot {
-        match (&self.readers, write) {
-            (Some(readers), false) => readers,
-            _ => &self.writer,
+    fn gone(&self) -> SqliteError {
+        SqliteError::WriterGone {
+            path: self.path.clone(),
         }
     }
 
-    /// Runs `f` with a connection on the blocking pool. `write` picks the single writer
-    /// connection (queued behind other writes of this store).
+    /// Applies `step` to the record `key` names, in the writer's next group commit;
+    /// answers once that commit returned.
+    pub(crate) async fn update(
+        &self,
+        key: RecordKey,
+        step: UpdateStep,
+    ) -> Result<Updated, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Job::Update { key, step, reply })
+            .map_err(|_| self.gone())?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    /// Runs `f` with a connection: on the writer thread when `write` (queued behind the
+    /// writes before it; in its own transaction if it opens one), else on a reader
+    /// connection on tokio's blocking pool.
     pub(crate) async fn run<T, F>(self: &Arc<Self>, write: bool, f: F) -> Result<T, SqliteError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Path) -> Result<T, SqliteError> + Send + 'static,
     {
-        let permit = self
-            .slot(write)
+        let readers = match (&self.readers, write) {
+            (Some(readers), false) => readers,
+            // Writes, and every call on an in-memory database (one connection).
+            _ => {
+                let (reply, answer) = oneshot::channel();
+                let job = Job::Run(Box::new(move |conn, path| {
+                    // A panic in `f` would stop the writer: answer it as an error instead.
+                    let out =
+                        catch_unwind(AssertUnwindSafe(|| f(conn, path))).unwrap_or_else(|_| {
+                            // Roll back whatever `f` left open.
+                            let _ = conn.execute_batch("ROLLBACK");
+                            Err(SqliteError::StepPanicked {
+                                path: path.to_path_buf(),
+                            })
+                        });
+                    let _ = reply.send(out);
+                }));
+                self.writer.send(job).map_err(|_| self.gone())?;
+                return answer.await.map_err(|_| self.gone())?;
+            }
+        };
+        let permit = readers
             .permits
             .clone()
             .acquire_owned()
@@ -146,24 +298,82 @@ impl Db {
         let db = Arc::clone(self);
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let slot = db.slot(write);
-            let mut conn = match slot.take() {
+            let Some(readers) = &db.readers else {
+                unreachable!("checked above")
+            };
+            let mut conn = match readers.take() {
                 Some(conn) => conn,
-                None if db.memory => {
-                    return Err(SqliteError::MemoryLost {
-                        path: db.path.clone(),
-                    });
-                }
                 None => connect(&db.path, &db.options)?,
             };
             // A panic in `f` drops the connection (rolling back any open transaction).
             let out = f(&mut conn, &db.path);
-            slot.give_back(conn);
+            readers.give_back(conn);
             out
         });
         task.await.map_err(|source| SqliteError::Task {
             path: self.path.clone(),
             source,
         })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swivel_provision::{ProvisionRecord, Username};
+
+    fn user(name: &str) -> Username {
+        Username::parse(name).expect("valid")
+    }
+
+    fn insert(name: &'static str) -> UpdateStep {
+        Box::new(move |_| {
+            let mut r = ProvisionRecord::new(user(name));
+            r.version = 1;
+            Some(r)
+        })
+    }
+
+    #[test]
+    fn a_failed_update_does_not_undo_the_others_of_its_group() {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().expect("open");
+        schema::migrate(&mut conn, path).expect("migrate");
+        let mut group = Vec::new();
+        let mut answers = Vec::new();
+        let panics: UpdateStep = Box::new(|_| panic!("a step that fails"));
+        let foreign: UpdateStep = Box::new(|_| {
+            let mut r = ProvisionRecord::new(user("someone-else"));
+            r.version = 1;
+            Some(r)
+        });
+        for (name, step) in [
+            ("a", insert("a")),
+            ("b", panics),
+            ("c", foreign),
+            ("d", insert("d")),
+        ] {
+            let (reply, answer) = oneshot::channel();
+            group.push((RecordKey::User(user(name)), step, reply));
+            answers.push(answer);
+        }
+        commit_group(&mut conn, path, &mut group);
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|mut a| a.try_recv().expect("answered"))
+            .collect();
+        assert!(matches!(answers[0], Ok(Updated::Written)));
+        assert!(answers[1].is_err(), "the panicking step fails alone");
+        assert!(answers[2].is_err(), "another user's record is refused");
+        assert!(matches!(answers[3], Ok(Updated::Written)));
+        let mut names: Vec<String> = conn
+            .prepare("SELECT username FROM records ORDER BY username")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        names.sort();
+        assert_eq!(names, ["a", "d"], "both good updates are committed");
     }
 }

@@ -111,6 +111,18 @@ pub enum SqliteError {
         /// `:memory:`.
         path: PathBuf,
     },
+    /// The store's writer thread has stopped (it panicked), so no write can be made.
+    #[error("{path}: the database writer thread has stopped")]
+    WriterGone {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// An update's step panicked; nothing of that update was written.
+    #[error("{path}: an update step panicked; nothing was written")]
+    StepPanicked {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The blocking task that ran the database call panicked or was cancelled.
     #[error("{path}: the database task failed")]
     Task {
@@ -150,6 +162,61 @@ impl SqliteError {
             table,
             line: e.line(),
             column: e.column(),
+        }
+    }
+
+    /// The same error for another caller (a group commit that failed fails every update in
+    /// it; SQLite's errors cannot be cloned, their code and message can).
+    pub(crate) fn for_another(&self) -> Self {
+        let again = |source: &rusqlite::Error| match source {
+            rusqlite::Error::SqliteFailure(code, message) => {
+                rusqlite::Error::SqliteFailure(*code, message.clone())
+            }
+            other => rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(other.to_string()),
+            ),
+        };
+        match self {
+            Self::NotADatabase { path, source }
+            | Self::CannotWrite { path, source }
+            | Self::Busy { path, source }
+            | Self::Io { path, source }
+            | Self::Sqlite { path, source } => Self::from_sqlite(path, again(source)),
+            Self::NewerSchema {
+                path,
+                found,
+                supported,
+            } => Self::NewerSchema {
+                path: path.clone(),
+                found: *found,
+                supported: *supported,
+            },
+            Self::ForeignDatabase { path, why } => Self::ForeignDatabase {
+                path: path.clone(),
+                why: why.clone(),
+            },
+            Self::InvalidRow {
+                path,
+                table,
+                line,
+                column,
+            } => Self::InvalidRow {
+                path: path.clone(),
+                table,
+                line: *line,
+                column: *column,
+            },
+            Self::TooLarge { path, what, limit } => Self::TooLarge {
+                path: path.clone(),
+                what,
+                limit: *limit,
+            },
+            Self::MemoryLost { path } => Self::MemoryLost { path: path.clone() },
+            Self::StepPanicked { path } => Self::StepPanicked { path: path.clone() },
+            Self::WriterGone { path } | Self::Task { path, .. } => {
+                Self::WriterGone { path: path.clone() }
+            }
         }
     }
 

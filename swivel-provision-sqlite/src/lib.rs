@@ -31,8 +31,11 @@
 //!   thread and every process sharing the file. A lock held longer than the busy timeout
 //!   gives [`StoreError::Unavailable`](swivel_provision::StoreError::Unavailable).
 //! - A crash (even `SIGKILL`) leaves every record before or after its change, never half.
-//! - Database work runs on tokio's blocking pool, never on async worker threads (so a
-//!   tokio runtime is required).
+//! - [`CodeStore::update`](swivel_provision::CodeStore::update) runs on the store's writer
+//!   thread: concurrent updates share one transaction (a savepoint each) and one commit
+//!   (group commit), and each is answered only after that commit returned.
+//! - Writes run on that writer thread, reads on tokio's blocking pool; never on async
+//!   worker threads (a tokio runtime is required).
 //! - Embedded, versioned migrations; a newer schema, a file that is not a database, a
 //!   database of another application and an unwritable path are refused with an error
 //!   that names the path ([`SqliteError`]).

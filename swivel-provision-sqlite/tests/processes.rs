@@ -20,6 +20,8 @@ use swivel_provision_sqlite::SqliteStore;
 const CHILD: &str = "SWIVEL_SQLITE_CHILD";
 const ROUNDS: usize = 20;
 const KEY: [u8; 32] = [7; 32];
+/// Concurrent writers in the child that gets killed.
+const LANES: usize = 64;
 
 fn provisioner(store: &SqliteStore) -> (Provisioner, Arc<RecordingTransport>) {
     let outbox = Arc::new(RecordingTransport::new());
@@ -102,9 +104,10 @@ fn child_process_entry() {
             let store = SqliteStore::open(&db).await.expect("child open");
             let (p, outbox) = provisioner(&store);
             let prefix = env("PREFIX");
-            // Four provisions in flight at a time, forever (until killed).
+            // LANES provisions in flight at a time, forever (until killed): their writes
+            // share group commits, so the kill lands in the middle of one.
             let mut tasks = Vec::new();
-            for lane in 0..4 {
+            for lane in 0..LANES {
                 let (p, outbox, store, prefix) =
                     (p.clone(), outbox.clone(), store.clone(), prefix.clone());
                 tasks.push(tokio::spawn(async move {

@@ -70,7 +70,7 @@ pub use provisioner::{
 pub use record::{Device, Origin, PendingCode, ProvisionRecord};
 pub use settings::SettingsStore;
 pub use site::{ServerSettings, SiteAdmin, SiteDirectory};
-pub use store::CodeStore;
+pub use store::{CodeStore, RecordKey, UpdateStep, Updated};
 pub use strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, one_time_code};
 pub use transport::{ProvisionLinks, ProvisionMessage, QrImage, Transport};
 pub use types::{Channel, Destination, DeviceInfo, Pin, SiteId, Username};

@@ -13,7 +13,7 @@ use crate::error::StoreError;
 use crate::record::ProvisionRecord;
 use crate::settings::SettingsStore;
 use crate::site::{ServerSettings, SiteAdmin, SiteDirectory};
-use crate::store::CodeStore;
+use crate::store::{CodeStore, RecordKey, UpdateStep, Updated, check_owner};
 use crate::types::{SiteId, Username};
 use crate::users::{UserAdmin, UserEntry, UserRepository};
 
@@ -26,6 +26,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Records {
     by_user: HashMap<Username, ProvisionRecord>,
     by_device: HashMap<IdHash, Username>,
+}
+
+impl Records {
+    /// Replaces the user's record (the caller checked its version). Returns `false`,
+    /// changing nothing, when another user's record holds the new device Id hash.
+    fn write(&mut self, record: ProvisionRecord) -> bool {
+        let new_device = record.device_id_hash();
+        if let Some(h) = new_device {
+            if self
+                .by_device
+                .get(&h)
+                .is_some_and(|owner| *owner != record.username)
+            {
+                return false;
+            }
+        }
+        let old_device = self
+            .by_user
+            .get(&record.username)
+            .and_then(ProvisionRecord::device_id_hash);
+        if let Some(h) = old_device {
+            self.by_device.remove(&h);
+        }
+        if let Some(h) = new_device {
+            self.by_device.insert(h, record.username.clone());
+        }
+        self.by_user.insert(record.username.clone(), record);
+        true
+    }
 }
 
 /// A [`CodeStore`] in memory.
@@ -73,29 +102,33 @@ impl CodeStore for MemoryStore {
         record: &ProvisionRecord,
     ) -> Result<bool, StoreError> {
         let mut r = lock(&self.records);
-        let current = r.by_user.get(&record.username);
-        let current_version = current.map(|c| c.version);
+        let current_version = r.by_user.get(&record.username).map(|c| c.version);
         if current_version != expected_version {
             return Ok(false);
         }
-        let old_device = current.and_then(ProvisionRecord::device_id_hash);
-        let new_device = record.device_id_hash();
-        if let Some(h) = new_device {
-            if r.by_device
-                .get(&h)
-                .is_some_and(|owner| *owner != record.username)
-            {
-                return Ok(false);
-            }
+        Ok(r.write(record.clone()))
+    }
+
+    async fn update(&self, key: RecordKey, mut step: UpdateStep) -> Result<Updated, StoreError> {
+        // The lock is held from the read to the write: one atomic transition.
+        let mut r = lock(&self.records);
+        let current = match &key {
+            RecordKey::User(username) => r.by_user.get(username),
+            RecordKey::Device(id_hash) => r.by_device.get(id_hash).and_then(|u| r.by_user.get(u)),
+        };
+        let Some(next) = step(current) else {
+            return Ok(Updated::Kept);
+        };
+        check_owner(&key, current, &next)?;
+        if current.is_none() && r.by_user.contains_key(&next.username) {
+            // A device key found nothing, but the step's user has a record.
+            return Ok(Updated::Conflict);
         }
-        if let Some(h) = old_device {
-            r.by_device.remove(&h);
-        }
-        if let Some(h) = new_device {
-            r.by_device.insert(h, record.username.clone());
-        }
-        r.by_user.insert(record.username.clone(), record.clone());
-        Ok(true)
+        Ok(if r.write(next) {
+            Updated::Written
+        } else {
+            Updated::Conflict
+        })
     }
 
     async fn delete(&self, username: &Username, expected_version: u64) -> Result<bool, StoreError> {

@@ -1,7 +1,12 @@
-//! The [`Provisioner`]: loads a record, applies one rule of [`state`](crate::state), swaps
-//! the result into the store by version (retrying on conflict), and reports events.
+//! The [`Provisioner`]: applies one rule of [`state`](crate::state) to a record in one
+//! [`CodeStore::update`] call (the store loads, the rule decides, the store writes), and
+//! reports events.
+//!
+//! User lookups are not cached: each transition reads the directory once (request, redeem)
+//! or twice with the record (download: the record by Id hash, then its user), on the
+//! store's read connections; only the transition itself is a write.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use time::OffsetDateTime;
 
@@ -16,14 +21,14 @@ use crate::policy::{DeliveryMode, DeviceErrors, MobilePolicy, Policy};
 use crate::record::{Origin, ProvisionRecord};
 use crate::site::{ServerSettings, SiteDirectory};
 use crate::state::{self, Purge, Redeem};
-use crate::store::CodeStore;
+use crate::store::{CodeStore, RecordKey, UpdateStep, Updated};
 use crate::strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, otc_eq, split_otc};
 use crate::transport::{ProvisionLinks, ProvisionMessage, Transport};
 use crate::types::{Channel, Destination, DeviceInfo, Pin, SiteId, Username};
 use crate::users::{UserEntry, UserRepository};
 
-/// Compare-and-swap attempts before [`Error::Contention`].
-const MAX_CAS_ATTEMPTS: usize = 100;
+/// Compare-and-swap attempts before [`Error::Contention`] (purging).
+const MAX_CAS_ATTEMPTS: usize = crate::store::MAX_UPDATE_ATTEMPTS;
 /// Records cleared per [`CodeStore::list_expired`] call while purging.
 const PURGE_BATCH: usize = 500;
 
@@ -308,25 +313,36 @@ impl ProvisionerBuilder {
     }
 }
 
-/// Loads, applies `step`, and swaps, retrying on conflict. `step` returns the record to
-/// store (or `None` to store nothing) and the value to return.
-async fn update<T>(
+/// Applies `step` to the record `key` names in one [`CodeStore::update`] call. `step`
+/// returns the record to store (or `None` to store nothing) and the value to return; an
+/// error from it stores nothing and is returned. It may run more than once (stores that
+/// retry on conflict); the last run's answer counts.
+async fn update<T: Send + 'static>(
     store: &dyn CodeStore,
-    username: &Username,
-    mut step: impl FnMut(Option<&ProvisionRecord>) -> Result<(Option<ProvisionRecord>, T)>,
+    key: impl Into<RecordKey>,
+    mut step: impl FnMut(Option<&ProvisionRecord>) -> Result<(Option<ProvisionRecord>, T)>
+    + Send
+    + 'static,
 ) -> Result<T> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let current = store.load(username).await?;
-        let (next, out) = step(current.as_ref())?;
-        let Some(next) = next else { return Ok(out) };
-        if store
-            .compare_and_swap(current.as_ref().map(|c| c.version), &next)
-            .await?
-        {
-            return Ok(out);
-        }
+    let answer: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&answer);
+    let boxed: UpdateStep = Box::new(move |cur| {
+        let (next, out) = match step(cur) {
+            Ok((next, value)) => (next, Ok(value)),
+            Err(e) => (None, Err(e)),
+        };
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        next
+    });
+    let updated = store.update(key.into(), boxed).await?;
+    if updated == Updated::Conflict {
+        return Err(Error::Contention);
     }
-    Err(Error::Contention)
+    answer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or(Err(Error::Contention))
 }
 
 async fn cancel_pending(
@@ -334,8 +350,9 @@ async fn cancel_pending(
     username: &Username,
     code_hash: &CodeHash,
 ) -> Result<()> {
-    update(store, username, |cur| {
-        Ok((cur.and_then(|c| state::cancel_pending(c, code_hash)), ()))
+    let code_hash = *code_hash;
+    update(store, username, move |cur| {
+        Ok((cur.and_then(|c| state::cancel_pending(c, &code_hash)), ()))
     })
     .await
 }
@@ -549,8 +566,9 @@ impl Provisioner {
         let code = with_thread_rng(|rng| ProvisionCode::generate(&policy.code, rng));
         let code_hash = self.inner.key.code_hash(username.as_str(), &code);
         let now = self.now();
-        let record = update(self.inner.store.as_ref(), username, |cur| {
-            let next = state::request(cur, username, code_hash, origin, now, &policy)?;
+        let (user_key, step_policy) = (username.clone(), policy.clone());
+        let record = update(self.inner.store.as_ref(), username, move |cur| {
+            let next = state::request(cur, &user_key, code_hash, origin, now, &step_policy)?;
             Ok((Some(next.clone()), next))
         })
         .await;
@@ -679,9 +697,11 @@ impl Provisioner {
             info: (policy.log_device_info && !device.is_empty()).then_some(device),
         };
         let now = self.now();
-        let outcome = update(self.inner.store.as_ref(), username, |cur| {
+        let (name, step_presented, step_policy) =
+            (username.clone(), presented.clone(), policy.clone());
+        let outcome = update(self.inner.store.as_ref(), username, move |cur| {
             Ok(
-                match state::redeem(cur, username, presented.clone(), now, &policy) {
+                match state::redeem(cur, &name, step_presented.clone(), now, &step_policy) {
                     Redeem::Provisioned(next) => (Some(next), None),
                     Redeem::Failed {
                         next,
@@ -748,8 +768,10 @@ impl Provisioner {
                 username: username.to_string(),
             });
         }
-        let generation = update(self.inner.store.as_ref(), &username, |cur| {
+        let owner = username.clone();
+        let generation = update(self.inner.store.as_ref(), id_hash, move |cur| {
             let device_matches = cur
+                .filter(|c| c.username == owner)
                 .and_then(|c| c.device.as_ref())
                 .is_some_and(|d| d.id_hash.ct_eq(&id_hash));
             if !device_matches {
@@ -795,10 +817,12 @@ impl Provisioner {
     pub async fn verify_otc(&self, username: &Username, otc: &str, pin: &Pin) -> Result<()> {
         let policy = self.policy();
         let now = self.now();
-        let split = split_otc(otc, pin.expose().len());
-        let index = split.map_or(0, |(_, i)| i);
-        let key = &self.inner.key;
-        let (correct, locked) = update(self.inner.store.as_ref(), username, |cur| {
+        let split = split_otc(otc, pin.expose().len()).map(|(d, i)| (d.to_owned(), i));
+        let index = split.as_ref().map_or(0, |(_, i)| *i);
+        let inner = Arc::clone(&self.inner);
+        let (name, pin) = (username.clone(), pin.clone());
+        let (correct, locked) = update(self.inner.store.as_ref(), username, move |cur| {
+            let key = &inner.key;
             let device = cur.and_then(|c| {
                 c.device
                     .as_ref()
@@ -810,16 +834,16 @@ impl Provisioner {
                 Some(d) => (key.strings_seed(&d.id_hash, d.generation), d.generation),
                 None => (key.strings_seed(&NO_DEVICE, 1), 1),
             };
-            let strings = self.inner.strings.generate(seed, generation);
-            let matched = match (split, strings.get(index.max(1))) {
+            let strings = inner.strings.generate(seed, generation);
+            let matched = match (&split, strings.get(index.max(1))) {
                 (Some((digits, _)), Some(string)) => {
-                    crate::strings::one_time_code(string, pin, index.max(1))
+                    crate::strings::one_time_code(string, &pin, index.max(1))
                         .is_ok_and(|expected| otc_eq(&expected[..digits.len()], digits))
                 }
                 _ => false,
             };
             let correct = device.is_some() && matched;
-            let (next, locked) = state::record_otc(cur, username, index, correct, now, &policy);
+            let (next, locked) = state::record_otc(cur, &name, index, correct, now, &policy);
             Ok((Some(next), (correct, locked)))
         })
         .await?;
@@ -870,7 +894,7 @@ impl Provisioner {
     /// Revokes the user's pending code and device. Returns whether there was anything to
     /// revoke.
     pub async fn revoke(&self, username: &Username) -> Result<bool> {
-        let revoked = update(self.inner.store.as_ref(), username, |cur| {
+        let revoked = update(self.inner.store.as_ref(), username, move |cur| {
             let next = cur.and_then(state::revoke);
             let some = next.is_some();
             Ok((next, some))
@@ -888,7 +912,7 @@ impl Provisioner {
     /// failures. Returns whether there was anything to clear. For administrators (console,
     /// API, command line).
     pub async fn unlock(&self, username: &Username) -> Result<bool> {
-        let unlocked = update(self.inner.store.as_ref(), username, |cur| {
+        let unlocked = update(self.inner.store.as_ref(), username, move |cur| {
             let next = cur.and_then(state::unlock);
             let some = next.is_some();
             Ok((next, some))

@@ -1,10 +1,57 @@
-//! The conformance suite against the in-memory store.
+//! The conformance suite against the in-memory store, and against a store that offers only
+//! load and compare-and-swap (so `CodeStore::update` is the trait's default).
 
 use std::sync::Arc;
 
-use swivel_provision::MemoryStore;
+use async_trait::async_trait;
+use swivel_provision::{CodeStore, IdHash, MemoryStore, ProvisionRecord, StoreError, Username};
+use time::OffsetDateTime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_conforms() {
     swivel_provision::testing::conformance::run(Arc::new(MemoryStore::new())).await;
+}
+
+/// A third-party store: every method but `update`, which stays the default.
+struct CasOnly(MemoryStore);
+
+#[async_trait]
+impl CodeStore for CasOnly {
+    async fn load(&self, username: &Username) -> Result<Option<ProvisionRecord>, StoreError> {
+        self.0.load(username).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        expected_version: Option<u64>,
+        record: &ProvisionRecord,
+    ) -> Result<bool, StoreError> {
+        // Yield between the load and the swap so that concurrent updates really interleave.
+        tokio::task::yield_now().await;
+        self.0.compare_and_swap(expected_version, record).await
+    }
+
+    async fn delete(&self, username: &Username, expected_version: u64) -> Result<bool, StoreError> {
+        self.0.delete(username, expected_version).await
+    }
+
+    async fn find_by_id_hash(
+        &self,
+        id_hash: &IdHash,
+    ) -> Result<Option<ProvisionRecord>, StoreError> {
+        self.0.find_by_id_hash(id_hash).await
+    }
+
+    async fn list_expired(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Username>, StoreError> {
+        self.0.list_expired(now, limit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn default_update_over_compare_and_swap_conforms() {
+    swivel_provision::testing::conformance::run(Arc::new(CasOnly(MemoryStore::new()))).await;
 }

@@ -534,8 +534,8 @@ async fn mocks_are_generated() {
     // The `mock` feature's mocks can stand in for a part: a store that is down.
     let mut store = mock::MockCodeStore::new();
     store
-        .expect_load()
-        .returning(|_| Err(StoreError::unavailable(std::io::Error::other("down"))));
+        .expect_update()
+        .returning(|_, _| Err(StoreError::unavailable(std::io::Error::other("down"))));
     let users = std::sync::Arc::new(MemoryUsers::new());
     users.insert(
         UserEntry::new(user("alice"))

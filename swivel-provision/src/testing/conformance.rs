@@ -1,6 +1,7 @@
 //! The conformance suite every [`CodeStore`] must pass: compare-and-swap semantics, device
-//! Id uniqueness, lookups, expiry listing, and exactly-once redeem under concurrency
-//! through the real [`Provisioner`].
+//! Id uniqueness, lookups, expiry listing, [`CodeStore::update`] (by user and by device Id
+//! hash; 32 concurrent updates of one record: exactly one takes a code, and none is lost),
+//! and exactly-once redeem under concurrency through the real [`Provisioner`].
 //!
 //! Run it from a store's tests inside a multi-thread tokio runtime:
 //!
@@ -25,7 +26,7 @@ use crate::code::{CodeHash, IdHash, ProvisionCode, ServerKey, os_rng};
 use crate::memory::MemoryUsers;
 use crate::provisioner::{Delivery, Provisioner};
 use crate::record::{Device, Origin, PendingCode, ProvisionRecord};
-use crate::store::CodeStore;
+use crate::store::{CodeStore, RecordKey, Updated};
 use crate::testing::{ManualClock, RecordingTransport};
 use crate::types::{Channel, Destination, DeviceInfo, Username};
 use crate::users::UserEntry;
@@ -39,6 +40,10 @@ pub async fn run(store: Arc<dyn CodeStore>) {
     device_id_is_unique_and_found(store.as_ref()).await;
     list_expired_is_ordered_and_limited(store.as_ref()).await;
     concurrent_swaps_one_winner(store.clone()).await;
+    update_reads_writes_and_keeps(store.as_ref()).await;
+    update_refuses_foreign_records(store.as_ref()).await;
+    concurrent_updates_one_winner(store.clone()).await;
+    concurrent_updates_lose_nothing(store.clone()).await;
     exactly_once_redeem(store.clone()).await;
     purge_leaves_live_records(store).await;
 }
@@ -285,6 +290,212 @@ pub async fn concurrent_swaps_one_winner(store: Arc<dyn CodeStore>) {
     assert_eq!(
         wins, 1,
         "exactly one of {CONCURRENT_REDEEMS} concurrent swaps must win"
+    );
+}
+
+/// Runs one [`CodeStore::update`] whose step records what it saw and returns `next(seen)`.
+async fn update_with(
+    store: &dyn CodeStore,
+    key: RecordKey,
+    next: impl Fn(Option<&ProvisionRecord>) -> Option<ProvisionRecord> + Send + 'static,
+) -> (Updated, Option<ProvisionRecord>) {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let slot = seen.clone();
+    let updated = store
+        .update(
+            key,
+            Box::new(move |cur| {
+                *slot.lock().expect("lock") = cur.cloned();
+                next(cur)
+            }),
+        )
+        .await
+        .expect("update");
+    let seen = seen.lock().expect("lock").take();
+    (updated, seen)
+}
+
+/// `update` hands the step the stored record (by user or by device Id hash), writes what
+/// it returns, and writes nothing when it returns `None`.
+pub async fn update_reads_writes_and_keeps(store: &dyn CodeStore) {
+    let user = unique("upd");
+    let mut r1 = ProvisionRecord::new(user.clone());
+    r1.version = 1;
+    r1.pending = Some(pending(3, t0() + Duration::seconds(600)));
+    let insert = r1.clone();
+    let (updated, seen) = update_with(store, RecordKey::User(user.clone()), move |_| {
+        Some(insert.clone())
+    })
+    .await;
+    assert_eq!(updated, Updated::Written, "update: insert into nothing");
+    assert_eq!(seen, None, "update: a new user's step sees no record");
+    assert_eq!(store.load(&user).await.expect("load"), Some(r1.clone()));
+
+    let (updated, seen) = update_with(store, RecordKey::User(user.clone()), |_| None).await;
+    assert_eq!(
+        updated,
+        Updated::Kept,
+        "update: a step returning None keeps"
+    );
+    assert_eq!(seen.as_ref(), Some(&r1), "update: the step sees the record");
+    assert_eq!(store.load(&user).await.expect("load"), Some(r1.clone()));
+
+    let id = random_id();
+    let (updated, _) = update_with(store, RecordKey::User(user.clone()), move |cur| {
+        let mut next = cur.cloned()?;
+        next.version += 1;
+        next.pending = None;
+        next.device = Some(device(id));
+        Some(next)
+    })
+    .await;
+    assert_eq!(updated, Updated::Written, "update: by user");
+    let (updated, seen) = update_with(store, RecordKey::Device(id), |cur| {
+        let mut next = cur.cloned()?;
+        next.version += 1;
+        if let Some(d) = next.device.as_mut() {
+            d.generation += 1;
+        }
+        Some(next)
+    })
+    .await;
+    assert_eq!(updated, Updated::Written, "update: by device Id hash");
+    assert_eq!(
+        seen.map(|r| (r.username, r.version)),
+        Some((user.clone(), 2)),
+        "update: the step sees the record holding the Id hash"
+    );
+    let stored = store.load(&user).await.expect("load").expect("record");
+    assert_eq!(stored.version, 3);
+    assert_eq!(stored.device.map(|d| d.generation), Some(4));
+
+    let (updated, seen) =
+        update_with(store, RecordKey::Device(random_id()), |cur| cur.cloned()).await;
+    assert_eq!(
+        (updated, seen),
+        (Updated::Kept, None),
+        "update: an unknown Id hash finds nothing"
+    );
+}
+
+/// `update` refuses a step's record of another user, and a device Id hash another user's
+/// record holds.
+pub async fn update_refuses_foreign_records(store: &dyn CodeStore) {
+    let (a, b) = (unique("upd-a"), unique("upd-b"));
+    let id = random_id();
+    let mut ra = ProvisionRecord::new(a.clone());
+    ra.version = 1;
+    ra.device = Some(device(id));
+    assert!(store.compare_and_swap(None, &ra).await.expect("insert a"));
+    let mut rb = ProvisionRecord::new(b.clone());
+    rb.version = 1;
+    assert!(store.compare_and_swap(None, &rb).await.expect("insert b"));
+
+    let other = rb.clone();
+    let result = store
+        .update(
+            RecordKey::User(a.clone()),
+            Box::new(move |_| {
+                let mut next = other.clone();
+                next.version = 2;
+                Some(next)
+            }),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(crate::StoreError::Backend(_))),
+        "update: a step's record of another user is refused"
+    );
+    let taken = rb.clone();
+    let (updated, _) = update_with(store, RecordKey::User(b.clone()), move |_| {
+        let mut next = taken.clone();
+        next.version = 2;
+        next.device = Some(device(id));
+        Some(next)
+    })
+    .await;
+    assert_eq!(
+        updated,
+        Updated::Conflict,
+        "update: a device Id hash held by another user is refused"
+    );
+    assert_eq!(store.load(&a).await.expect("load"), Some(ra), "a unchanged");
+    assert_eq!(store.load(&b).await.expect("load"), Some(rb), "b unchanged");
+}
+
+/// Of [`CONCURRENT_REDEEMS`] concurrent updates that each take the one pending code,
+/// exactly one writes; the others see it gone and keep.
+pub async fn concurrent_updates_one_winner(store: Arc<dyn CodeStore>) {
+    let user = unique("upd-race");
+    let mut r = ProvisionRecord::new(user.clone());
+    r.version = 1;
+    r.pending = Some(pending(9, t0() + Duration::seconds(600)));
+    assert!(store.compare_and_swap(None, &r).await.expect("insert"));
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENT_REDEEMS {
+        let (store, user) = (store.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = random_id();
+            update_with(store.as_ref(), RecordKey::User(user), move |cur| {
+                let cur = cur?;
+                cur.pending.as_ref()?;
+                let mut next = cur.clone();
+                next.version += 1;
+                next.pending = None;
+                next.device = Some(device(id));
+                Some(next)
+            })
+            .await
+            .0
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Updated::Written => wins += 1,
+            Updated::Kept => {}
+            other => panic!("concurrent_updates_one_winner: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        wins, 1,
+        "exactly one of {CONCURRENT_REDEEMS} concurrent updates must take the code"
+    );
+    let stored = store.load(&user).await.expect("load").expect("record");
+    assert_eq!(stored.version, 2);
+    assert!(stored.pending.is_none() && stored.device.is_some());
+}
+
+/// [`CONCURRENT_REDEEMS`] concurrent updates that each count one more: none is lost.
+pub async fn concurrent_updates_lose_nothing(store: Arc<dyn CodeStore>) {
+    let user = unique("upd-count");
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENT_REDEEMS {
+        let (store, user) = (store.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = RecordKey::User(user.clone());
+            update_with(store.as_ref(), key, move |cur| {
+                let mut next = cur
+                    .cloned()
+                    .unwrap_or_else(|| ProvisionRecord::new(user.clone()));
+                next.version += 1;
+                Some(next)
+            })
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(
+            t.await.expect("task"),
+            Updated::Written,
+            "concurrent_updates_lose_nothing: every update writes"
+        );
+    }
+    let stored = store.load(&user).await.expect("load").expect("record");
+    assert_eq!(
+        stored.version, CONCURRENT_REDEEMS as u64,
+        "no update of {CONCURRENT_REDEEMS} may be lost"
     );
 }
 
