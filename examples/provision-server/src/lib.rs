@@ -20,16 +20,20 @@
 pub mod app;
 pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod html;
 pub mod outbox;
 pub mod pin;
 pub mod routes;
+pub mod serve;
 pub mod session;
 pub mod state;
+pub mod throttle;
 pub mod transports;
 
 pub use app::app;

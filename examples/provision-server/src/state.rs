@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::events::EventLog;
 use crate::pin::PinVault;
 use crate::session::Sessions;
+use crate::throttle::{ThrottleConfig, Throttles};
 
 /// Settings-store key of the saved policy (JSON).
 pub const POLICY_KEY: &str = "policy";
@@ -23,6 +24,7 @@ struct Inner {
     pins: PinVault,
     credentials: Credentials,
     sessions: Sessions,
+    throttles: Throttles,
     log: Arc<EventLog>,
     public_url: String,
     secure_cookies: bool,
@@ -71,6 +73,11 @@ impl AppState {
         &self.inner.sessions
     }
 
+    /// The per-client throttles.
+    pub fn throttles(&self) -> &Throttles {
+        &self.inner.throttles
+    }
+
     /// The event lines of the Log page.
     pub fn log(&self) -> &EventLog {
         &self.inner.log
@@ -81,7 +88,7 @@ impl AppState {
         &self.inner.public_url
     }
 
-    /// Whether cookies get the `Secure` flag (HTTPS).
+    /// Whether cookies get the `Secure` flag and pages `Strict-Transport-Security` (HTTPS).
     pub fn secure_cookies(&self) -> bool {
         self.inner.secure_cookies
     }
@@ -161,6 +168,7 @@ pub struct StateBuilder {
     site_id: Option<SiteId>,
     secure_cookies: bool,
     log_lines: usize,
+    throttle: ThrottleConfig,
 }
 
 impl StateBuilder {
@@ -178,6 +186,7 @@ impl StateBuilder {
             site_id: None,
             secure_cookies: false,
             log_lines: 1000,
+            throttle: ThrottleConfig::default(),
         }
     }
 
@@ -231,6 +240,12 @@ impl StateBuilder {
         self
     }
 
+    /// The per-client throttles (default: [`ThrottleConfig::default`]).
+    pub fn throttle(mut self, config: ThrottleConfig) -> Self {
+        self.throttle = config;
+        self
+    }
+
     /// Loads the policy and builds the state. Must run inside a tokio runtime
     /// when delivery is queued.
     pub async fn build(self) -> Result<AppState, AppError> {
@@ -266,6 +281,7 @@ impl StateBuilder {
                 pins,
                 credentials,
                 sessions: Sessions::new(),
+                throttles: Throttles::new(self.throttle),
                 log,
                 public_url: self.public_url,
                 secure_cookies: self.secure_cookies,
