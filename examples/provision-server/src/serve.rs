@@ -1,10 +1,11 @@
 //! Serving the router on a socket, plain or TLS, with the connection limits of
 //! `[connections]` ([`ConnectionLimits`]):
 //!
-//! - **header timeout**: hyper's `header_read_timeout`; its timer runs from the moment the
-//!   connection opens or the previous answer is written, so it closes half-open connections
-//!   (partial headers, nothing sent) and idle keep-alive connections alike. The TLS
-//!   handshake has the same limit.
+//! - **header timeout**: hyper's `header_read_timeout`; its timer runs from the moment hyper
+//!   starts reading a request head and again when the previous answer is written, so it
+//!   closes half-open connections (partial headers) and idle keep-alive connections alike.
+//!   The first byte of a new connection must come within the same time (hyper-util's
+//!   HTTP/1-or-2 detection waits for it without a timer), and the TLS handshake too.
 //! - **request timeout**: tower-http's `TimeoutLayer`: a request (its body included) not
 //!   answered in time gets `408`.
 //! - **idle timeout**: `tokio-io-timeout` read and write timeouts on the socket: a connection
@@ -54,6 +55,7 @@ pub async fn serve(
     };
     let idle = IdleAcceptor {
         idle: limits.idle_timeout(),
+        first_byte: limits.header_timeout(),
     };
     let result = match tls {
         Some(config) => {
@@ -93,23 +95,36 @@ fn configure(
         .keep_alive_timeout(limits.header_timeout());
 }
 
-/// Puts read and write inactivity timeouts on every accepted socket.
+/// Waits (at most `first_byte`) for a new connection's first byte, then puts read and write
+/// inactivity timeouts on the socket.
 #[derive(Debug, Clone, Copy)]
 struct IdleAcceptor {
     idle: Duration,
+    first_byte: Duration,
 }
+
+type Accepted<S> = std::io::Result<(Pin<Box<TimeoutStream<TcpStream>>>, S)>;
 
 impl<S: Send + 'static> Accept<TcpStream, S> for IdleAcceptor {
     type Stream = Pin<Box<TimeoutStream<TcpStream>>>;
     type Service = S;
-    type Future = std::future::Ready<std::io::Result<(Self::Stream, S)>>;
+    type Future = Pin<Box<dyn Future<Output = Accepted<S>> + Send>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let _ = stream.set_nodelay(true);
-        let mut stream = TimeoutStream::new(stream);
-        stream.set_read_timeout(Some(self.idle));
-        stream.set_write_timeout(Some(self.idle));
-        std::future::ready(Ok((Box::pin(stream), service)))
+        let (idle, first_byte) = (self.idle, self.first_byte);
+        Box::pin(async move {
+            let mut probe = [0u8; 1];
+            match tokio::time::timeout(first_byte, stream.peek(&mut probe)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                // Nothing sent in time, or closed: dropping the stream closes it.
+                _ => return Err(std::io::ErrorKind::TimedOut.into()),
+            }
+            let _ = stream.set_nodelay(true);
+            let mut stream = TimeoutStream::new(stream);
+            stream.set_read_timeout(Some(idle));
+            stream.set_write_timeout(Some(idle));
+            Ok((Box::pin(stream), service))
+        })
     }
 }
 
