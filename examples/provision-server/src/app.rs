@@ -1,12 +1,14 @@
-//! The router: every route of the server, the 64 KiB request body limit, and the security
-//! headers on every answer (the framework's own rejections included).
+//! The router: every route of the server, the 64 KiB request body limit, the request
+//! timeout, and the security headers on every answer (the framework's own rejections
+//! included).
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::routes::{admin, agentxml, api, landing, login, selfservice, ssd};
 use crate::state::AppState;
@@ -17,10 +19,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The whole application. Tests drive it without a socket
 /// (`tower::ServiceExt::oneshot`).
 pub fn app(state: AppState) -> Router {
-    let router = Router::new()
-        .route("/", get(landing::home))
+    let timeout =
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.request_timeout());
+    // The device endpoints: every rejection (413, 408, 405, ...) becomes a `SASResponse`.
+    let devices = Router::new()
         .route("/pinsafe/AgentXML", post(agentxml::handle))
         .route("/sentry/AgentXML", post(agentxml::handle))
+        .layer(timeout.clone())
+        .layer(axum::middleware::map_response(agentxml::as_sas_response));
+    let router = Router::new()
+        .route("/", get(landing::home))
         .route("/ssdserver/getServerDetails", get(ssd::handle))
         .route(
             "/reset/provision",
@@ -47,6 +55,8 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/users/{username}/reprovision",
             post(api::reprovision),
         )
+        .layer(timeout)
+        .merge(devices)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let hsts = state.secure_cookies();
     let mut router = with_security_headers(router.with_state(state));

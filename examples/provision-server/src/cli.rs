@@ -318,7 +318,8 @@ async fn build_state(
         .delivery(delivery)
         .secure_cookies(r.tls.is_some())
         .log_lines(r.file.log_lines.unwrap_or(1000))
-        .throttle(r.file.throttle.clone());
+        .throttle(r.file.throttle.clone())
+        .request_timeout(r.file.connections.request_timeout());
     if let Some(p) = &r.file.policy {
         builder = builder.initial_policy(p.clone());
     }

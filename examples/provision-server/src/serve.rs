@@ -6,8 +6,9 @@
 //!   closes half-open connections (partial headers) and idle keep-alive connections alike.
 //!   The first byte of a new connection must come within the same time (hyper-util's
 //!   HTTP/1-or-2 detection waits for it without a timer), and the TLS handshake too.
-//! - **request timeout**: tower-http's `TimeoutLayer`: a request (its body included) not
-//!   answered in time gets `408`.
+//! - **request timeout**: tower-http's `TimeoutLayer`, applied by [`crate::app()`] from
+//!   [`crate::AppState::request_timeout`]: a request (its body included) not answered in
+//!   time gets `408`.
 //! - **idle timeout**: `tokio-io-timeout` read and write timeouts on the socket: a connection
 //!   on which no byte moves for that long is closed (a stalled body, a client that does not
 //!   read its answer, an HTTP/2 connection that sends nothing).
@@ -24,7 +25,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use hyper_util::rt::TokioTimer;
@@ -32,7 +32,6 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutStream;
 use tower::Service;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::config::ConnectionLimits;
 use crate::error::AppError;
@@ -45,10 +44,6 @@ pub async fn serve(
     tls: Option<RustlsConfig>,
     handle: axum_server::Handle,
 ) -> Result<(), AppError> {
-    let router = router.layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout(),
-    ));
     let make = ConnectionCap {
         inner: router.into_make_service_with_connect_info::<SocketAddr>(),
         slots: Arc::new(Semaphore::new(limits.max_connections)),

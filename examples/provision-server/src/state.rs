@@ -2,6 +2,7 @@
 //! provisioner, the storage parts, PINs, credentials, sessions and the event log.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use swivel_provision::{
     Channel, Clock, Delivery, LinkTemplates, Policy, Provisioner, ServerKey, SiteId, Transport,
@@ -28,6 +29,7 @@ struct Inner {
     log: Arc<EventLog>,
     public_url: String,
     secure_cookies: bool,
+    request_timeout: Duration,
     auto_links: LinkTemplates,
     auto_site: Option<SiteId>,
 }
@@ -91,6 +93,11 @@ impl AppState {
     /// Whether cookies get the `Secure` flag and pages `Strict-Transport-Security` (HTTPS).
     pub fn secure_cookies(&self) -> bool {
         self.inner.secure_cookies
+    }
+
+    /// How long a request (its body included) may take before it gets `408`.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
     }
 
     /// Checks a policy, applies it and saves it for every instance sharing the database.
@@ -169,6 +176,7 @@ pub struct StateBuilder {
     secure_cookies: bool,
     log_lines: usize,
     throttle: ThrottleConfig,
+    request_timeout: Duration,
 }
 
 impl StateBuilder {
@@ -187,6 +195,7 @@ impl StateBuilder {
             secure_cookies: false,
             log_lines: 1000,
             throttle: ThrottleConfig::default(),
+            request_timeout: crate::config::ConnectionLimits::default().request_timeout(),
         }
     }
 
@@ -240,6 +249,12 @@ impl StateBuilder {
         self
     }
 
+    /// How long a request may take before it gets `408` (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// The per-client throttles (default: [`ThrottleConfig::default`]).
     pub fn throttle(mut self, config: ThrottleConfig) -> Self {
         self.throttle = config;
@@ -285,6 +300,7 @@ impl StateBuilder {
                 log,
                 public_url: self.public_url,
                 secure_cookies: self.secure_cookies,
+                request_timeout: self.request_timeout,
                 auto_links,
                 auto_site,
             }),

@@ -215,14 +215,14 @@ impl FailureLimit {
         let until = |t: Instant| Throttled {
             retry_after: t - now,
         };
-        if let Some(t) = *self
+        let global = *self
             .global_blocked
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = global
+            && t > now
         {
-            if t > now {
-                return Err(until(t));
-            }
+            return Err(until(t));
         }
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         match blocked.get(&client_key(ip)) {

@@ -391,6 +391,43 @@ async fn an_oversized_agentxml_body_gets_a_sasresponse() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn agentxml_framework_rejections_are_sasresponses() {
+    let state = StateBuilder::new(Backend::memory(), ServerKey::generate())
+        .request_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let app = from(&state, [198, 51, 100, 8]);
+    let is_sas =
+        |r: &Reply| r.body.contains("<SASResponse>") && r.body.contains("<Result>FAIL</Result>");
+    let r = send(
+        &app,
+        Request::get("/pinsafe/AgentXML")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(is_sas(&r), "{}", r.body);
+    assert_security_headers(&r, "AgentXML 405");
+    // A body that never ends: the request timeout answers, as a SASResponse.
+    let endless = Body::from_stream(futures_util::stream::pending::<
+        Result<axum::body::Bytes, std::io::Error>,
+    >());
+    let r = send(
+        &app,
+        Request::post("/pinsafe/AgentXML")
+            .header(header::CONTENT_TYPE, "text/xml")
+            .body(endless)
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
+    assert!(is_sas(&r), "{}", r.body);
+    assert_security_headers(&r, "AgentXML 408");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn hsts_only_under_tls() {
     let plain = state_with(ThrottleConfig::default()).await;
     let r = send(

@@ -100,7 +100,11 @@ fn a_channel_without_a_transport_is_an_error_never_the_outbox() {
         "+15555550100",
         "--mobile-group",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&["reprovision", "bob"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -130,7 +134,11 @@ fn data_files_are_private_even_in_an_existing_directory() {
 
     let server = ServerProcess::start(&data);
     let out = server.command(&["reprovision", "alice"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(mode(&data), 0o700, "data dir");
     assert_eq!(mode(&db), 0o600, "database");
     for companion in ["provision.sqlite-wal", "provision.sqlite-shm"] {

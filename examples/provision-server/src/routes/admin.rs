@@ -117,10 +117,10 @@ pub async fn login_form(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if let Some(s) = state.sessions().from_headers(&headers) {
-        if s.authenticated {
-            return Ok(Redirect::to("/admin/users").into_response());
-        }
+    if let Some(s) = state.sessions().from_headers(&headers)
+        && s.authenticated
+    {
+        return Ok(Redirect::to("/admin/users").into_response());
     }
     let has_password = state.credentials().has_password().await?;
     let (cookie, nonce) = session::login_cookie(state.secure_cookies());

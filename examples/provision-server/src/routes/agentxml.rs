@@ -41,6 +41,26 @@ pub fn fail(status: StatusCode, error: &str) -> Response {
     xml_response(status, xml)
 }
 
+/// Turns a rejection that is not yet a `SASResponse` (the framework's `405`, the request
+/// timeout's `408`, ...) into one with `FAIL`, keeping its status and headers.
+pub async fn as_sas_response(response: Response) -> Response {
+    let is_xml = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/xml"));
+    if is_xml || response.status().is_success() {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let replacement = fail(parts.status, UNREADABLE);
+    let (new_parts, body) = replacement.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &new_parts.headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
 /// Answers one AgentXML request.
 pub async fn handle(
     State(state): State<AppState>,
