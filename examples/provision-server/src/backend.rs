@@ -79,7 +79,10 @@ impl Backend {
     /// The SQLite file at `path` (created if missing, mode 0600; an existing file and its
     /// `-wal`/`-shm` files are tightened to 0600) with the given durability.
     pub async fn sqlite_with(path: &Path, durability: Durability) -> Result<Self, AppError> {
-        crate::files::private_file(path)?;
+        let on_disk = path != Path::new(":memory:");
+        if on_disk {
+            crate::files::private_file(path)?;
+        }
         let options = SqliteOptions {
             durability,
             ..SqliteOptions::default()
@@ -111,9 +114,8 @@ impl Backend {
         {
             return None;
         }
-        Some(PathBuf::from(
-            database.strip_prefix("sqlite:").unwrap_or(database),
-        ))
+        let path = database.strip_prefix("sqlite:").unwrap_or(database);
+        Some(PathBuf::from(path))
     }
 
     /// A PostgreSQL database (`postgres://...`), for several instances sharing one

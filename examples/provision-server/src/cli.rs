@@ -603,8 +603,8 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
     let key = load_or_create_key(&r.data_dir)?;
     // One server per SQLite database (PostgreSQL instances share theirs); held until exit.
     let _lock = match Backend::sqlite_path(&r.database) {
-        Some(db) => Some(crate::files::InstanceLock::acquire(&db)?),
-        None => None,
+        Some(db) if db != Path::new(":memory:") => Some(crate::files::InstanceLock::acquire(&db)?),
+        _ => None,
     };
     let listener = std::net::TcpListener::bind(&r.listen)
         .map_err(|e| AppError::Setup(format!("cannot listen on {}: {e}", r.listen)))?;

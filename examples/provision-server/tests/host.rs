@@ -44,6 +44,19 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<String, 
     }
 }
 
+/// Whether the peer has already closed `stream` (without waiting).
+fn closed_now(stream: &mut TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1];
+    let closed = match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    stream.set_nonblocking(false).unwrap();
+    closed
+}
+
 #[test]
 fn half_open_connections_are_closed_and_the_cap_lets_a_normal_request_through() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,6 +80,11 @@ fn half_open_connections_are_closed_and_the_cap_lets_a_normal_request_through() 
         .unwrap();
     let answer = read_until_closed(&mut normal, Duration::from_secs(20)).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // It was served only after the server had closed one of the connections holding a slot.
+    assert!(
+        closed_now(&mut partial) || closed_now(&mut silent),
+        "served while both slots were still taken: no cap"
+    );
 
     // The half-open connections were closed by the server.
     let p = read_until_closed(&mut partial, Duration::from_secs(20));
@@ -193,4 +211,55 @@ fn a_second_server_on_one_sqlite_database_is_refused() {
         stderr.contains("another provision-server is already serving the SQLite database"),
         "{stderr}"
     );
+}
+
+#[test]
+fn under_tls_hsts_http1_and_a_silent_connection_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, key.cert.pem()).unwrap();
+    std::fs::write(&key_path, key.signing_key.serialize_pem()).unwrap();
+    let config = write_config(dir.path(), "[connections]\nheader_timeout_secs = 1\n");
+    let server = ServerProcess::start_with(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            &config,
+            "--tls-cert",
+            &cert_path.display().to_string(),
+            "--tls-key",
+            &key_path.display().to_string(),
+        ],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let mut silent = TcpStream::connect(server.url.trim_start_matches("https://")).unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, version, hsts) = rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let res = client
+            .get(format!("{}/admin/login", server.url))
+            .send()
+            .await
+            .unwrap();
+        let hsts = res
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (res.status(), res.version(), hsts)
+    });
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(version, reqwest::Version::HTTP_11);
+    assert!(hsts.is_some_and(|v| v.starts_with("max-age=")));
+    let s = read_until_closed(&mut silent, Duration::from_secs(20));
+    assert!(s.is_ok(), "a silent TLS connection: {s:?}");
 }
