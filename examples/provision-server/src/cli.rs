@@ -43,7 +43,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub public_url: Option<String>,
     /// Add demo data when absent: users alice (email, PIN 1234), bob (phone, PIN 5678),
-    /// carol (not in the mobile group) and site DEMO.
+    /// carol (not in the mobile group) and site DEMO; also print outbox messages (live
+    /// codes) on stdout.
     #[arg(long)]
     pub demo: bool,
     /// TLS certificate chain (PEM); needs --tls-key.

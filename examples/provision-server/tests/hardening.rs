@@ -427,6 +427,70 @@ async fn agentxml_framework_rejections_are_sasresponses() {
     assert_security_headers(&r, "AgentXML 408");
 }
 
+/// A transport that holds every message until released.
+struct Gate {
+    open: tokio::sync::Semaphore,
+    delivered: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl swivel_provision::Transport for Gate {
+    async fn deliver(
+        &self,
+        _message: &swivel_provision::ProvisionMessage,
+    ) -> Result<(), swivel_provision::TransportError> {
+        let _pass = self.open.acquire().await;
+        self.delivered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn self_service_answers_before_the_request_is_done() {
+    let gate = Arc::new(Gate {
+        open: tokio::sync::Semaphore::new(0),
+        delivered: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let state = StateBuilder::new(Backend::memory(), ServerKey::generate())
+        .transport(Channel::Email, gate.clone())
+        .delivery(Delivery::Direct)
+        .build()
+        .await
+        .unwrap();
+    let alice = Username::parse("alice").unwrap();
+    state
+        .backend()
+        .user_admin
+        .put_user(
+            &UserEntry::new(alice)
+                .with_destination(Destination::email("alice@example.com").unwrap()),
+        )
+        .await
+        .unwrap();
+    let mut policy = state.provisioner().policy();
+    policy.set("allow_self_provision", "Yes").unwrap();
+    state.save_policy(policy).await.unwrap();
+    let app = from(&state, [198, 51, 100, 9]);
+    // The transport holds the message: a handler that waited for it would never answer.
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        form(&app, "/reset/provision", "username=alice"),
+    )
+    .await
+    .expect("the answer waited for the delivery");
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(gate.delivered.load(std::sync::atomic::Ordering::SeqCst), 0);
+    gate.open.add_permits(1);
+    for _ in 0..500 {
+        if gate.delivered.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the background request never delivered");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hsts_only_under_tls() {
     let plain = state_with(ThrottleConfig::default()).await;
