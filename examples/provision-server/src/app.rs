@@ -25,7 +25,7 @@ pub fn app(state: AppState) -> Router {
     let devices = Router::new()
         .route("/pinsafe/AgentXML", post(agentxml::handle))
         .route("/sentry/AgentXML", post(agentxml::handle))
-        .layer(timeout.clone())
+        .layer(timeout)
         .layer(axum::middleware::map_response(agentxml::as_sas_response));
     let router = Router::new()
         .route("/", get(landing::home))
