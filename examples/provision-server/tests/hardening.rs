@@ -226,6 +226,53 @@ async fn login_posts_are_throttled_per_client() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+    let proxy = [10, 0, 0, 1];
+    let state = state_with(ThrottleConfig {
+        login_per_ip: 2,
+        trusted_proxies: vec![std::net::IpAddr::from(proxy)],
+        ..ThrottleConfig::default()
+    })
+    .await;
+    let login_as = |app: Router, client: &'static str| async move {
+        let req = Request::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-forwarded-for", client)
+            .body(Body::from("username=alice&otc=123456"))
+            .unwrap();
+        send(&app, req).await.status
+    };
+    // Behind the trusted proxy, each forwarded client has its own allowance.
+    let behind = from(&state, proxy);
+    for _ in 0..2 {
+        assert_eq!(
+            login_as(behind.clone(), "203.0.113.20").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_as(behind.clone(), "203.0.113.20").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_as(behind.clone(), "203.0.113.21").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // From anywhere else the header is ignored: a forged one does not reset the count.
+    let direct = from(&state, [198, 51, 100, 30]);
+    for client in ["192.0.2.1", "192.0.2.2"] {
+        assert_eq!(
+            login_as(direct.clone(), client).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_as(direct.clone(), "192.0.2.3").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn self_service_submissions_are_throttled_per_client_and_globally() {
     let state = state_with(ThrottleConfig {
         self_service_per_ip: 3,
