@@ -1,9 +1,14 @@
-//! The router: every route of the server, and the 64 KiB request body limit.
+//! The router: every route of the server, the 64 KiB request body limit, the request
+//! timeout, and the security headers on every answer (the framework's own rejections
+//! included).
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Redirect;
 use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::routes::{admin, agentxml, api, landing, login, selfservice, ssd};
 use crate::state::AppState;
@@ -14,10 +19,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The whole application. Tests drive it without a socket
 /// (`tower::ServiceExt::oneshot`).
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(landing::home))
+    let timeout =
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.request_timeout());
+    // The device endpoints: every rejection (413, 408, 405, ...) becomes a `SASResponse`.
+    let devices = Router::new()
         .route("/pinsafe/AgentXML", post(agentxml::handle))
         .route("/sentry/AgentXML", post(agentxml::handle))
+        .layer(timeout)
+        .layer(axum::middleware::map_response(agentxml::as_sas_response));
+    let router = Router::new()
+        .route("/", get(landing::home))
         .route("/ssdserver/getServerDetails", get(ssd::handle))
         .route(
             "/reset/provision",
@@ -44,6 +55,45 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/users/{username}/reprovision",
             post(api::reprovision),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(timeout)
+        .merge(devices)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let hsts = state.secure_cookies();
+    let mut router = with_security_headers(router.with_state(state));
+    if hsts {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
+    router
+}
+
+/// The headers every answer carries unless its handler set them: no caching (pages and
+/// answers may hold codes), no referrer (URLs may hold codes), no framing, no sniffing, and
+/// a strict content security policy.
+pub fn security_headers() -> [(HeaderName, HeaderValue); 5] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::html::CSP),
+        ),
+    ]
+}
+
+fn with_security_headers(mut router: Router) -> Router {
+    for (name, value) in security_headers() {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router
 }

@@ -2,7 +2,7 @@
 //! directories and the settings store. SQLite (one file) by default; PostgreSQL for several
 //! instances sharing one database; memory for tests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use swivel_provision::{
@@ -76,8 +76,13 @@ impl Backend {
         Self::sqlite_with(path, Durability::Full).await
     }
 
-    /// The SQLite file at `path` (created if missing) with the given durability.
+    /// The SQLite file at `path` (created if missing, mode 0600; an existing file and its
+    /// `-wal`/`-shm` files are tightened to 0600) with the given durability.
     pub async fn sqlite_with(path: &Path, durability: Durability) -> Result<Self, AppError> {
+        let on_disk = path != Path::new(":memory:");
+        if on_disk {
+            crate::files::private_file(path)?;
+        }
         let options = SqliteOptions {
             durability,
             ..SqliteOptions::default()
@@ -91,10 +96,26 @@ impl Backend {
                     crate::error::error_chain(&e)
                 ))
             })?;
+        for companion in crate::files::sqlite_companions(path) {
+            crate::files::tighten(&companion, crate::files::FILE_MODE)?;
+        }
         Ok(Self::from_store(
             store,
             format!("sqlite:{}", path.display()),
         ))
+    }
+
+    /// The SQLite file `database` names ([`Backend::open`]'s rules), or `None` for
+    /// PostgreSQL and memory.
+    pub fn sqlite_path(database: &str) -> Option<PathBuf> {
+        if database.starts_with("postgres://")
+            || database.starts_with("postgresql://")
+            || database == "memory"
+        {
+            return None;
+        }
+        let path = database.strip_prefix("sqlite:").unwrap_or(database);
+        Some(PathBuf::from(path))
     }
 
     /// A PostgreSQL database (`postgres://...`), for several instances sharing one
@@ -114,16 +135,10 @@ impl Backend {
     /// Opens `database`: a `postgres://` or `postgresql://` URL, `memory`, or a SQLite path
     /// (opened with `durability`).
     pub async fn open(database: &str, durability: Durability) -> Result<Self, AppError> {
-        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-            Self::postgres(database).await
-        } else if database == "memory" {
-            Ok(Self::memory())
-        } else {
-            Self::sqlite_with(
-                Path::new(database.strip_prefix("sqlite:").unwrap_or(database)),
-                durability,
-            )
-            .await
+        match Self::sqlite_path(database) {
+            Some(path) => Self::sqlite_with(&path, durability).await,
+            None if database == "memory" => Ok(Self::memory()),
+            None => Self::postgres(database).await,
         }
     }
 }

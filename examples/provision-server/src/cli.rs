@@ -43,7 +43,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub public_url: Option<String>,
     /// Add demo data when absent: users alice (email, PIN 1234), bob (phone, PIN 5678),
-    /// carol (not in the mobile group) and site DEMO.
+    /// carol (not in the mobile group) and site DEMO; also print outbox messages (live
+    /// codes) on stdout.
     #[arg(long)]
     pub demo: bool,
     /// TLS certificate chain (PEM); needs --tls-key.
@@ -227,14 +228,9 @@ impl Cli {
     }
 }
 
-/// Creates the data directory (mode 0700).
+/// Creates the data directory (mode 0700), or tightens an existing one with a warning.
 pub fn ensure_data_dir(dir: &Path) -> Result<(), AppError> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
-        .map_err(|e| AppError::Setup(format!("cannot create {}: {e}", dir.display())))
+    crate::files::private_dir(dir)
 }
 
 /// Loads `<data-dir>/server.key`, or creates it (32 random bytes, mode 0600). Refuses a key
@@ -322,7 +318,9 @@ async fn build_state(
         .site_id(site_id)
         .delivery(delivery)
         .secure_cookies(r.tls.is_some())
-        .log_lines(r.file.log_lines.unwrap_or(1000));
+        .log_lines(r.file.log_lines.unwrap_or(1000))
+        .throttle(r.file.throttle.clone())
+        .request_timeout(r.file.connections.request_timeout());
     if let Some(p) = &r.file.policy {
         builder = builder.initial_policy(p.clone());
     }
@@ -374,8 +372,9 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                     None => None,
                 },
             };
+            let print = cli.demo || r.file.outbox.print;
             let state =
-                build_state(&r, backend, key, &public_url, site, Delivery::Direct, true).await?;
+                build_state(&r, backend, key, &public_url, site, Delivery::Direct, print).await?;
             if cli.demo {
                 add_demo_data(&state, &public_url).await?;
             }
@@ -603,6 +602,11 @@ async fn shutdown_signal() {
 
 async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
     let key = load_or_create_key(&r.data_dir)?;
+    // One server per SQLite database (PostgreSQL instances share theirs); held until exit.
+    let _lock = match Backend::sqlite_path(&r.database) {
+        Some(db) if db != Path::new(":memory:") => Some(crate::files::InstanceLock::acquire(&db)?),
+        _ => None,
+    };
     let listener = std::net::TcpListener::bind(&r.listen)
         .map_err(|e| AppError::Setup(format!("cannot listen on {}: {e}", r.listen)))?;
     listener
@@ -639,7 +643,7 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         &public_url,
         site.clone(),
         Delivery::Queued(swivel_provision::QueueConfig::default()),
-        true,
+        cli.demo || r.file.outbox.print,
     )
     .await?;
     if cli.demo {
@@ -663,6 +667,7 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
             if let Err(e) = background.reload_policy().await {
                 tracing::warn!(error = %crate::error::error_chain(&e), "reloading the policy failed");
             }
+            background.throttles().forget_idle();
         }
     });
     let router = crate::app(state.clone());
@@ -675,35 +680,26 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         "Console: {public_url}/admin/  Self-service: {public_url}/reset/provision  Device endpoint: {public_url}/pinsafe/AgentXML"
     );
     let _ = std::io::stdout().flush();
-    match &r.tls {
+    let tls = match &r.tls {
         Some(tls) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .map_err(|e| {
-                    AppError::Setup(format!("cannot load the TLS certificate or key: {e}"))
-                })?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                h.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
-            axum_server::from_tcp_rustls(listener, config)
-                .handle(handle)
-                .serve(router.into_make_service())
-                .await
-                .map_err(|e| AppError::Setup(format!("server failed: {e}")))?;
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                    .await
+                    .map_err(|e| {
+                        AppError::Setup(format!("cannot load the TLS certificate or key: {e}"))
+                    })?,
+            )
         }
-        None => {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| AppError::Setup(e.to_string()))?;
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .map_err(|e| AppError::Setup(format!("server failed: {e}")))?;
-        }
-    }
+        None => None,
+    };
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        h.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    crate::serve::serve(listener, router, r.file.connections, tls, handle).await?;
     let _ = tokio::time::timeout(
         Duration::from_secs(10),
         state.provisioner().deliveries_idle(),

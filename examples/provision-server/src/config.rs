@@ -17,14 +17,108 @@
 //!
 //! [smtp]                                    # see swivel-provision-smtp
 //! [sms]                                     # see swivel-provision-sms
+//!
+//! [outbox]                                  # default: on when neither [smtp] nor [sms] is set
+//! enabled = true                            # carry channels that have no transport
+//! print = false                             # also print messages (live codes) on stdout
+//!
+//! [connections]                             # see ConnectionLimits for the defaults
+//! header_timeout_secs = 10
+//! request_timeout_secs = 30
+//! idle_timeout_secs = 60
+//! max_connections = 10000
+//!
+//! [throttle]                                # see crate::throttle::ThrottleConfig
+//! trusted_proxies = ["127.0.0.1"]           # believe X-Forwarded-For from these peers only
 //! ```
 
 use std::path::{Path, PathBuf};
+
+use std::time::Duration;
 
 use serde::Deserialize;
 use swivel_provision::Policy;
 
 use crate::error::AppError;
+use crate::throttle::ThrottleConfig;
+
+/// Where messages go for channels without a configured transport (`[outbox]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Write messages of channels without a transport into `<data-dir>/outbox`. Default: on
+    /// when neither `[smtp]` nor `[sms]` is configured, else off (such a channel is then a
+    /// `NoSuitableTransport` error).
+    pub enabled: Option<bool>,
+    /// Also print each outbox message (with its live code) on stdout. Default off; `--demo`
+    /// turns it on.
+    #[serde(default)]
+    pub print: bool,
+}
+
+/// Connection limits and timeouts (`[connections]`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionLimits {
+    /// A request's head must arrive within this many seconds of the connection opening or
+    /// of the previous answer; so it also closes an idle keep-alive connection (default 10).
+    pub header_timeout_secs: u64,
+    /// A request, body included, must be answered within this many seconds, else `408`
+    /// (default 30).
+    pub request_timeout_secs: u64,
+    /// A connection on which no byte is read or written for this many seconds is closed: a
+    /// stalled body, a client that does not read its answer (default 60).
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen backlog until one
+    /// closes (default 10,000).
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Checks that every value is usable.
+    pub fn validate(&self) -> Result<(), AppError> {
+        let checks = [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("max_connections", self.max_connections as u64),
+        ];
+        for (name, value) in checks {
+            if value == 0 || value > 1_000_000 {
+                return Err(AppError::Setup(format!(
+                    "invalid configuration: connections.{name} must be between 1 and 1000000, got {value}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`ConnectionLimits::header_timeout_secs`] as a duration.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    /// [`ConnectionLimits::request_timeout_secs`] as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// [`ConnectionLimits::idle_timeout_secs`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}
 
 /// Certificate and key files (PEM) for HTTPS.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -58,12 +152,32 @@ pub struct FileConfig {
     pub smtp: Option<toml::Table>,
     /// SMS transport settings (`swivel-provision-sms`).
     pub sms: Option<toml::Table>,
+    /// The outbox (development transport).
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    /// Connection limits and timeouts.
+    #[serde(default)]
+    pub connections: ConnectionLimits,
+    /// Per-client throttles.
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
 }
 
 impl FileConfig {
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<Self, AppError> {
-        toml::from_str(text).map_err(|e| AppError::Setup(format!("invalid configuration: {e}")))
+        let config: Self = toml::from_str(text)
+            .map_err(|e| AppError::Setup(format!("invalid configuration: {e}")))?;
+        config.connections.validate()?;
+        config.throttle.validate()?;
+        Ok(config)
+    }
+
+    /// Whether the outbox carries channels without a transport.
+    pub fn outbox_enabled(&self) -> bool {
+        self.outbox
+            .enabled
+            .unwrap_or(self.smtp.is_none() && self.sms.is_none())
     }
 
     /// Reads and parses a file.
@@ -92,5 +206,26 @@ mod tests {
         let e = FileConfig::parse("[policy]\nvalidity_secs = 5\n").unwrap_err();
         assert!(e.to_string().contains("validity_secs"), "{e}");
         assert!(FileConfig::parse("lisen = 1").is_err());
+    }
+
+    #[test]
+    fn connection_limits_and_outbox_defaults() {
+        let c = FileConfig::parse("").unwrap();
+        assert_eq!(c.connections, ConnectionLimits::default());
+        assert_eq!(c.connections.header_timeout(), Duration::from_secs(10));
+        assert_eq!(c.connections.max_connections, 10_000);
+        assert!(c.outbox_enabled() && !c.outbox.print);
+        let c = FileConfig::parse("[smtp]\nhost = \"x\"\n").unwrap();
+        assert!(
+            !c.outbox_enabled(),
+            "a configured transport turns the outbox off"
+        );
+        let c = FileConfig::parse("[smtp]\nhost = \"x\"\n[outbox]\nenabled = true\n").unwrap();
+        assert!(c.outbox_enabled());
+        let c = FileConfig::parse("[connections]\nheader_timeout_secs = 2\n").unwrap();
+        assert_eq!(c.connections.header_timeout_secs, 2);
+        assert_eq!(c.connections.request_timeout_secs, 30);
+        let e = FileConfig::parse("[connections]\nmax_connections = 0\n").unwrap_err();
+        assert!(e.to_string().contains("connections.max_connections"), "{e}");
     }
 }

@@ -65,7 +65,9 @@ impl AppError {
 
     /// Logs server-side failures (with their source chain, which holds no secret).
     pub fn log(&self) {
-        if self.status().is_server_error() {
+        if let AppError::Core(e @ swivel_provision::Error::NoSuitableTransport { .. }) = self {
+            tracing::warn!(error = %e, "NoSuitableTransport: no transport is configured for the user's channels");
+        } else if self.status().is_server_error() {
             tracing::error!(error = %error_chain(self), "request failed");
         }
     }

@@ -35,6 +35,9 @@ pub fn page(title: &str, body: &str) -> String {
     )
 }
 
+/// The content security policy of every answer.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// Headers for every HTML page: no caching (pages may show codes), no referrer (URLs may
 /// hold codes), no framing, a strict content security policy.
 pub fn headers() -> HeaderMap {
@@ -55,9 +58,7 @@ pub fn headers() -> HeaderMap {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        HeaderValue::from_static(CSP),
     );
     h
 }

@@ -15,21 +15,31 @@
 //!   API token never reach a log line or an error message.
 //! - PINs are stored encrypted (XChaCha20-Poly1305 under a key derived from the server
 //!   key); the console password as an Argon2id hash; the API token as an HMAC-SHA256.
-//! - Console sessions live in the memory of one process (see [`session`]).
+//! - Console sessions live in the memory of one process (see [`session`]); none is stored
+//!   before a login form is posted.
+//! - Failed AgentXML requests, `/login` posts, self-service submissions and console logins
+//!   are throttled per client address ([`throttle`], [`client`]); connections have header,
+//!   request and inactivity timeouts and a cap ([`serve`]); every answer carries the
+//!   security headers ([`app()`]).
+//! - Data files are private and one server holds a SQLite database at a time ([`files`]).
 
 pub mod app;
 pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod html;
 pub mod outbox;
 pub mod pin;
 pub mod routes;
+pub mod serve;
 pub mod session;
 pub mod state;
+pub mod throttle;
 pub mod transports;
 
 pub use app::app;

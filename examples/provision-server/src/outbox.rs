@@ -1,10 +1,10 @@
 //! The default transport: each message becomes a file
 //! `<data-dir>/outbox/<unix-ms>-<username>.txt` (destination, subject, body with the code
-//! and links), also printed to stdout.
+//! and links), printed to stdout too when asked (`--demo` or `[outbox] print = true`).
 //!
 //! # Security
-//! The files hold live provision codes. They are created with mode 0600 and are meant for
-//! development and demonstrations: configure SMTP or SMS for real users.
+//! The files hold live provision codes. They are created with mode 0600 in a 0700 directory
+//! and are meant for development and demonstrations: configure SMTP or SMS for real users.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -87,7 +87,7 @@ impl Transport for OutboxTransport {
         );
         let body = text.clone();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-            std::fs::create_dir_all(&dir)?;
+            crate::files::private_dir(&dir).map_err(std::io::Error::other)?;
             for n in 0..100u32 {
                 let name = if n == 0 {
                     format!("{base}.txt")

@@ -21,7 +21,13 @@ const NONCE_LEN: usize = 24;
 pub struct PinVault {
     cipher: Arc<XChaCha20Poly1305>,
     settings: Arc<dyn SettingsStore>,
+    /// A sealed PIN under a name no user can have, decrypted for a user without a PIN so
+    /// that both take the same work.
+    dummy: Arc<Vec<u8>>,
 }
+
+/// The name the dummy PIN is sealed under (a username cannot contain `/`).
+const DUMMY_AAD: &[u8] = b"provision-server/no-such-user";
 
 impl std::fmt::Debug for PinVault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,9 +44,55 @@ impl PinVault {
     pub fn new(key: &ServerKey, settings: Arc<dyn SettingsStore>) -> Self {
         let derived = key.derive("provision-server/pin", &[]);
         let cipher = XChaCha20Poly1305::new((&derived).into());
+        let mut nonce = [0u8; NONCE_LEN];
+        ChaCha20Rng::from_os_rng().fill_bytes(&mut nonce);
+        let mut dummy = nonce.to_vec();
+        dummy.extend(
+            cipher
+                .encrypt(
+                    XNonce::from_slice(&nonce),
+                    Payload {
+                        msg: b"0000000000",
+                        aad: DUMMY_AAD,
+                    },
+                )
+                .unwrap_or_default(),
+        );
         Self {
             cipher: Arc::new(cipher),
             settings,
+            dummy: Arc::new(dummy),
+        }
+    }
+
+    /// The user's PIN and `true`; for a user without a usable PIN, a dummy PIN and `false`,
+    /// after the same work (a store read, a hex decode and a decryption), so that the time
+    /// does not tell the two apart.
+    pub async fn get_or_dummy(&self, user: &Username) -> Result<(Pin, bool), StoreError> {
+        if let Some(pin) = self.get(user).await? {
+            return Ok((pin, true));
+        }
+        let encoded = hex::encode(self.dummy.as_slice());
+        let bytes = hex::decode(encoded).unwrap_or_default();
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN.min(bytes.len()));
+        let plain = self
+            .cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: DUMMY_AAD,
+                },
+            )
+            .unwrap_or_default();
+        let pin = std::str::from_utf8(&plain)
+            .ok()
+            .and_then(|s| Pin::parse(s).ok());
+        match pin {
+            Some(pin) => Ok((pin, false)),
+            None => Pin::parse("0000000000")
+                .map(|p| (p, false))
+                .map_err(|_| StoreError::backend("the dummy PIN does not parse")),
         }
     }
 
@@ -128,7 +180,11 @@ mod tests {
         // Under another key, it does not decrypt.
         let other = PinVault::new(&ServerKey::generate(), settings.clone());
         assert!(other.get(&alice).await.unwrap().is_none());
+        let (pin, real) = vault.get_or_dummy(&alice).await.unwrap();
+        assert!(real && pin.expose() == "9132640587");
         assert!(vault.remove(&alice).await.unwrap());
         assert!(vault.get(&alice).await.unwrap().is_none());
+        let (_, real) = vault.get_or_dummy(&alice).await.unwrap();
+        assert!(!real, "no PIN: a dummy, marked as such");
     }
 }

@@ -2,6 +2,10 @@
 //! (`HttpOnly`, `SameSite=Strict`, `Path=/admin`, `Secure` under TLS), a CSRF token per
 //! session that every console form carries, and a fresh id at login.
 //!
+//! Nothing is stored before the console password is given: the login form's CSRF token is
+//! a signed double-submit token, an HMAC (under a key made at start) of a random nonce that
+//! the browser holds in the `plogin` cookie. Anonymous visitors cost no memory.
+//!
 //! Sessions are lost on restart and are not shared between server instances: behind a load
 //! balancer, pin console users to one instance (or log in again).
 
@@ -12,17 +16,18 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use axum::http::header;
 use subtle::ConstantTimeEq;
+use swivel_provision::ServerKey;
 
 use crate::credentials::random_token;
 
 /// The cookie's name.
 pub const COOKIE: &str = "psid";
+/// The login form's nonce cookie.
+pub const LOGIN_COOKIE: &str = "plogin";
 /// A session ends this long after it was created.
 pub const LIFETIME: Duration = Duration::from_secs(8 * 3600);
-/// Failed console logins allowed per [`FAILURE_WINDOW`] before logins are refused.
-pub const MAX_FAILURES: u32 = 5;
-/// The window of [`MAX_FAILURES`].
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// A login form's nonce cookie lasts this long.
+pub const LOGIN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// One session.
 #[derive(Clone)]
@@ -51,17 +56,64 @@ impl Session {
     }
 }
 
-/// The sessions of this process, and the failed-login counter.
-#[derive(Debug, Default)]
+/// The sessions of this process, and the key of the login form's tokens.
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
-    failures: Mutex<(u32, Option<Instant>)>,
+    login_key: ServerKey,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("count", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Sessions {
     /// No sessions.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            map: Mutex::new(HashMap::new()),
+            login_key: ServerKey::generate(),
+        }
+    }
+
+    /// Sessions stored now (expired ones included until the next login prunes them).
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The login form's CSRF token for the nonce in the `plogin` cookie.
+    pub fn login_token(&self, nonce: &str) -> String {
+        hex::encode(
+            self.login_key
+                .derive("console-login-csrf", &[nonce.as_bytes()]),
+        )
+    }
+
+    /// Whether `token` is the login form's token for the request's `plogin` cookie
+    /// (constant time). Nothing is looked up: the token is checked against its signature.
+    pub fn login_token_ok(&self, headers: &HeaderMap, token: &str) -> bool {
+        match cookie_value(headers, LOGIN_COOKIE) {
+            Some(nonce) if !nonce.is_empty() => self
+                .login_token(&nonce)
+                .as_bytes()
+                .ct_eq(token.as_bytes())
+                .into(),
+            _ => false,
+        }
     }
 
     /// A new session.
@@ -94,26 +146,25 @@ impl Sessions {
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
     }
+}
 
-    /// Whether console logins are currently refused after too many failures.
-    pub fn login_locked(&self) -> bool {
-        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        f.0 >= MAX_FAILURES && f.1.is_some_and(|t| t.elapsed() < FAILURE_WINDOW)
-    }
+/// The `Set-Cookie` value carrying a new login nonce, and the nonce.
+pub fn login_cookie(secure: bool) -> (String, String) {
+    let nonce = random_token(16);
+    let cookie = format!(
+        "{LOGIN_COOKIE}={nonce}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        LOGIN_LIFETIME.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    (cookie, nonce)
+}
 
-    /// Counts a failed console login.
-    pub fn login_failed(&self) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if f.1.is_none_or(|t| t.elapsed() >= FAILURE_WINDOW) {
-            *f = (0, Some(Instant::now()));
-        }
-        f.0 += 1;
-    }
-
-    /// Resets the failed-login counter.
-    pub fn login_succeeded(&self) {
-        *self.failures.lock().unwrap_or_else(|e| e.into_inner()) = (0, None);
-    }
+/// The `Set-Cookie` value that removes the login nonce cookie.
+pub fn clear_login_cookie(secure: bool) -> String {
+    format!(
+        "{LOGIN_COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// The `Set-Cookie` value for a session.
@@ -174,14 +225,21 @@ mod tests {
     }
 
     #[test]
-    fn logins_lock_after_failures() {
-        let s = Sessions::new();
-        for _ in 0..MAX_FAILURES {
-            assert!(!s.login_locked());
-            s.login_failed();
-        }
-        assert!(s.login_locked());
-        s.login_succeeded();
-        assert!(!s.login_locked());
+    fn login_tokens_are_signed_and_bound_to_the_cookie() {
+        let sessions = Sessions::new();
+        let (cookie, nonce) = login_cookie(false);
+        assert!(cookie.starts_with("plogin=") && cookie.contains("HttpOnly"));
+        let token = sessions.login_token(&nonce);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            format!("{LOGIN_COOKIE}={nonce}").parse().unwrap(),
+        );
+        assert!(sessions.login_token_ok(&h, &token));
+        assert!(!sessions.login_token_ok(&h, "00"));
+        assert!(!sessions.login_token_ok(&HeaderMap::new(), &token));
+        let other = Sessions::new();
+        assert!(!other.login_token_ok(&h, &token), "another process's key");
+        assert!(sessions.is_empty(), "nothing stored");
     }
 }

@@ -2,6 +2,7 @@
 //! provisioner, the storage parts, PINs, credentials, sessions and the event log.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use swivel_provision::{
     Channel, Clock, Delivery, LinkTemplates, Policy, Provisioner, ServerKey, SiteId, Transport,
@@ -13,6 +14,7 @@ use crate::error::AppError;
 use crate::events::EventLog;
 use crate::pin::PinVault;
 use crate::session::Sessions;
+use crate::throttle::{ThrottleConfig, Throttles};
 
 /// Settings-store key of the saved policy (JSON).
 pub const POLICY_KEY: &str = "policy";
@@ -23,9 +25,11 @@ struct Inner {
     pins: PinVault,
     credentials: Credentials,
     sessions: Sessions,
+    throttles: Throttles,
     log: Arc<EventLog>,
     public_url: String,
     secure_cookies: bool,
+    request_timeout: Duration,
     auto_links: LinkTemplates,
     auto_site: Option<SiteId>,
 }
@@ -71,6 +75,11 @@ impl AppState {
         &self.inner.sessions
     }
 
+    /// The per-client throttles.
+    pub fn throttles(&self) -> &Throttles {
+        &self.inner.throttles
+    }
+
     /// The event lines of the Log page.
     pub fn log(&self) -> &EventLog {
         &self.inner.log
@@ -81,9 +90,14 @@ impl AppState {
         &self.inner.public_url
     }
 
-    /// Whether cookies get the `Secure` flag (HTTPS).
+    /// Whether cookies get the `Secure` flag and pages `Strict-Transport-Security` (HTTPS).
     pub fn secure_cookies(&self) -> bool {
         self.inner.secure_cookies
+    }
+
+    /// How long a request (its body included) may take before it gets `408`.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
     }
 
     /// Checks a policy, applies it and saves it for every instance sharing the database.
@@ -161,6 +175,8 @@ pub struct StateBuilder {
     site_id: Option<SiteId>,
     secure_cookies: bool,
     log_lines: usize,
+    throttle: ThrottleConfig,
+    request_timeout: Duration,
 }
 
 impl StateBuilder {
@@ -178,6 +194,8 @@ impl StateBuilder {
             site_id: None,
             secure_cookies: false,
             log_lines: 1000,
+            throttle: ThrottleConfig::default(),
+            request_timeout: crate::config::ConnectionLimits::default().request_timeout(),
         }
     }
 
@@ -231,6 +249,18 @@ impl StateBuilder {
         self
     }
 
+    /// How long a request may take before it gets `408` (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The per-client throttles (default: [`ThrottleConfig::default`]).
+    pub fn throttle(mut self, config: ThrottleConfig) -> Self {
+        self.throttle = config;
+        self
+    }
+
     /// Loads the policy and builds the state. Must run inside a tokio runtime
     /// when delivery is queued.
     pub async fn build(self) -> Result<AppState, AppError> {
@@ -266,9 +296,11 @@ impl StateBuilder {
                 pins,
                 credentials,
                 sessions: Sessions::new(),
+                throttles: Throttles::new(self.throttle),
                 log,
                 public_url: self.public_url,
                 secure_cookies: self.secure_cookies,
+                request_timeout: self.request_timeout,
                 auto_links,
                 auto_site,
             }),

@@ -1,12 +1,15 @@
 //! In-process tests of every route through `app()`: SQLite in memory, a recording
 //! transport, direct delivery, a manual clock. No socket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use provision_server::backend::Backend;
+use provision_server::throttle::ThrottleConfig;
 use provision_server::{AppState, StateBuilder, app};
 use secrecy::{ExposeSecret, SecretString};
 use swivel_provision::testing::{ManualClock, RecordingTransport};
@@ -24,10 +27,33 @@ struct Fixture {
     clock: Arc<ManualClock>,
 }
 
+/// Throttles far above what these tests send (tests/hardening.rs tests the limits).
+fn roomy() -> ThrottleConfig {
+    ThrottleConfig {
+        agentxml_failures_per_ip: 10_000,
+        login_per_ip: 10_000,
+        self_service_per_ip: 10_000,
+        console_login_per_ip: 10_000,
+        ..ThrottleConfig::default()
+    }
+}
+
+/// Waits until `done` holds (work the server does in the background).
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
 async fn fixture_with(backend: Backend) -> Fixture {
     let outbox = Arc::new(RecordingTransport::new());
     let clock = Arc::new(ManualClock::fixed());
     let state = StateBuilder::new(backend, ServerKey::generate())
+        .throttle(roomy())
         .transport(Channel::Email, outbox.clone())
         .clock(clock.clone())
         .delivery(Delivery::Direct)
@@ -71,7 +97,7 @@ async fn fixture_with(backend: Backend) -> Fixture {
         .await
         .unwrap();
     Fixture {
-        app: app(state.clone()),
+        app: app(state.clone()).layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4000)))),
         state,
         outbox,
         clock,
@@ -416,6 +442,14 @@ async fn self_service_gives_one_answer() {
     assert!(bodies[0].contains(&provision_server::html::escape(
         provision_server::routes::selfservice::SAME_ANSWER
     )));
+    // The requests run in the background: wait for their events.
+    eventually("alice's second request refused by the rate limit", || {
+        f.state.log().newest_first().iter().any(|l| {
+            l.text == "Self-service provision request for user \"alice\" refused: rate limit"
+        })
+    })
+    .await;
+    eventually("alice's code sent", || !f.outbox.messages().is_empty()).await;
     assert_eq!(
         f.outbox.messages().len(),
         1,
@@ -425,7 +459,10 @@ async fn self_service_gives_one_answer() {
     // After the interval, alice may ask again.
     f.clock.advance(time::Duration::seconds(61));
     post_form(&f.app, "/reset/provision", &[("username", "alice")], None).await;
-    assert_eq!(f.outbox.messages().len(), 2);
+    eventually("alice's second code sent", || {
+        f.outbox.messages().len() == 2
+    })
+    .await;
 
     let r = post_form(&f.app, "/reset/provision", &[("username", "  ")], None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);

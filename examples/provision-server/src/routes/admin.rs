@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use swivel_provision::{Origin, Policy, ProvisionStatus, UserEntry, Username};
 
+use crate::client::ClientIp;
 use crate::error::AppError;
 use crate::html::{self, csrf_field, escape};
 use crate::routes::show_time;
@@ -89,7 +90,7 @@ pub async fn index() -> Redirect {
     Redirect::to("/admin/users")
 }
 
-fn login_page(session: &Session, message: Option<&str>, has_password: bool) -> String {
+fn login_page(csrf: &str, message: Option<&str>, has_password: bool) -> String {
     let mut body = String::new();
     if let Some(m) = message {
         body.push_str(&format!(
@@ -105,28 +106,27 @@ fn login_page(session: &Session, message: Option<&str>, has_password: bool) -> S
     body.push_str(&format!(
         "<form method=\"post\" action=\"/admin/login\">{}<label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label>\
 <button type=\"submit\" id=\"login\">Log in</button></form>",
-        csrf_field(&session.csrf)
+        csrf_field(csrf)
     ));
     html::page("Administration Console", &body)
 }
 
-/// The login form. Starts an anonymous session whose CSRF token the form carries.
+/// The login form. Stores nothing: its CSRF token is signed and bound to a nonce cookie
+/// (see [`crate::session`]).
 pub async fn login_form(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if let Some(s) = state.sessions().from_headers(&headers) {
-        if s.authenticated {
-            return Ok(Redirect::to("/admin/users").into_response());
-        }
+    if let Some(s) = state.sessions().from_headers(&headers)
+        && s.authenticated
+    {
+        return Ok(Redirect::to("/admin/users").into_response());
     }
-    let session = state.sessions().create(false);
     let has_password = state.credentials().has_password().await?;
-    let response = (html::headers(), login_page(&session, None, has_password)).into_response();
-    Ok(with_cookie(
-        response,
-        &session::set_cookie(&session, state.secure_cookies()),
-    ))
+    let (cookie, nonce) = session::login_cookie(state.secure_cookies());
+    let token = state.sessions().login_token(&nonce);
+    let response = (html::headers(), login_page(&token, None, has_password)).into_response();
+    Ok(with_cookie(response, &cookie))
 }
 
 /// The login form's fields.
@@ -140,41 +140,48 @@ pub struct LoginForm {
     pub password: String,
 }
 
+/// The answer past the console login throttle.
+pub const THROTTLED: &str =
+    "Too many login attempts from this address. Wait a minute and try again.";
+
 /// Checks the console password; on success a fresh, authenticated session.
+///
+/// The attempt is counted per client address before the password is hashed, and the hash
+/// waits for one of the few hashing turns ([`crate::throttle`]); another address is never
+/// refused because of this one's failures.
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
-    let Some(anon) = state.sessions().from_headers(&headers) else {
-        return Ok(Redirect::to("/admin/login").into_response());
-    };
-    if !anon.csrf_ok(&form.csrf) {
+    if !state.sessions().login_token_ok(&headers, &form.csrf) {
         return Ok(forbidden());
     }
     let has_password = state.credentials().has_password().await?;
-    if state.sessions().login_locked() {
-        let page = login_page(
-            &anon,
-            Some("Too many failed logins. Wait a minute and try again."),
-            has_password,
-        );
-        return Ok((StatusCode::TOO_MANY_REQUESTS, html::headers(), page).into_response());
+    if let Err(t) = state.throttles().console_login(ip) {
+        let page = login_page(&form.csrf, Some(THROTTLED), has_password);
+        return Ok(t.html_response(page));
     }
-    if !state.credentials().check_password(&form.password).await? {
-        state.sessions().login_failed();
-        tracing::warn!("console login failed");
-        let page = login_page(&anon, Some("Invalid password"), has_password);
+    let right = {
+        let _turn = state.throttles().hash_turn().await?;
+        state.credentials().check_password(&form.password).await?
+    };
+    if !right {
+        tracing::warn!(client = %ip, "console login failed");
+        let page = login_page(&form.csrf, Some("Invalid password"), has_password);
         return Ok((StatusCode::UNAUTHORIZED, html::headers(), page).into_response());
     }
-    state.sessions().login_succeeded();
-    state.sessions().remove(&anon.id);
     let session = state.sessions().create(true);
-    tracing::info!("console login");
+    tracing::info!(client = %ip, "console login");
     let response = Redirect::to("/admin/users").into_response();
-    Ok(with_cookie(
+    let response = with_cookie(
         response,
         &session::set_cookie(&session, state.secure_cookies()),
+    );
+    Ok(with_cookie(
+        response,
+        &session::clear_login_cookie(state.secure_cookies()),
     ))
 }
 

@@ -1,7 +1,10 @@
 //! `GET`/`POST /login`: a user logs in with a one-time code (the PIN's digits of one
 //! security string, then its two-digit index), checked with
 //! [`Provisioner::verify_otc`](swivel_provision::Provisioner::verify_otc) and the user's
-//! PIN (stored encrypted). Every failure gets the same answer.
+//! PIN (stored encrypted). Every failure gets the same answer, after the same work: a user
+//! without a PIN is checked against a dummy PIN (the core does equal work for an unknown
+//! user). Posts are throttled per client address and for the server
+//! ([`crate::throttle`]): past the limit, `429` with `Retry-After`.
 
 use axum::Form;
 use axum::extract::State;
@@ -10,8 +13,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use swivel_provision::Username;
 
+use crate::client::ClientIp;
 use crate::html;
 use crate::state::AppState;
+
+/// The answer past the throttle's limit.
+pub const THROTTLED: &str = "Too many login attempts. Try again later.";
 
 /// The answer to every failed login.
 pub const FAILED: &str = "Login failed: wrong username or one-time code.";
@@ -49,7 +56,14 @@ pub async fn show() -> Response {
 }
 
 /// Checks the one-time code.
-pub async fn submit(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if let Err(t) = state.throttles().login(ip) {
+        return t.html_response(form(Some(("error", THROTTLED))));
+    }
     let fail = || {
         (
             StatusCode::UNAUTHORIZED,
@@ -61,16 +75,16 @@ pub async fn submit(State(state): State<AppState>, Form(f): Form<LoginForm>) -> 
     let Ok(username) = Username::parse(&f.username) else {
         return fail();
     };
-    let pin = match state.pins().get(&username).await {
-        Ok(Some(pin)) => pin,
-        Ok(None) => return fail(),
+    let (pin, has_pin) = match state.pins().get_or_dummy(&username).await {
+        Ok(found) => found,
         Err(e) => return crate::error::AppError::from(e).into_response(),
     };
-    match state
+    let verified = state
         .provisioner()
         .verify_otc(&username, f.otc.trim(), &pin)
-        .await
-    {
+        .await;
+    match verified {
+        Ok(()) if !has_pin => fail(),
         Ok(()) => {
             let text = format!("Login successful. Welcome, {username}.");
             (html::headers(), form(Some(("ok", &text)))).into_response()

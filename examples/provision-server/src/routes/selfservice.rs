@@ -3,8 +3,10 @@
 //!
 //! # Security
 //! The answer is the same whatever happened (unknown user, no transport, rate limited,
-//! delivery failure), so that the page does not tell who has an account. The only other
-//! answers are `User not set` (nothing typed) and the refusal while the policy says No.
+//! delivery failure), and it comes at once: the request itself runs in the background, so
+//! that neither the page nor its timing tells who has an account. The only other answers
+//! are `User not set` (nothing typed), the refusal while the policy says No, and `429` with
+//! `Retry-After` for a client past its allowance of submissions ([`crate::throttle`]).
 
 use axum::Form;
 use axum::extract::State;
@@ -13,8 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use swivel_provision::{Error, Origin, Username};
 
+use crate::client::ClientIp;
 use crate::html;
 use crate::state::AppState;
+
+/// The answer past the throttle's limit.
+pub const THROTTLED: &str = "Too many requests. Try again later.";
 
 /// The one answer to every accepted request.
 pub const SAME_ANSWER: &str = "If the username is registered, a provision code has been sent to the user's registered device or email address. It can be used once, for a limited time.";
@@ -64,9 +70,16 @@ pub async fn show(State(state): State<AppState>) -> Response {
 }
 
 /// Handles the form.
-pub async fn submit(State(state): State<AppState>, Form(f): Form<ProvisionForm>) -> Response {
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<ProvisionForm>,
+) -> Response {
     if !state.provisioner().policy().allow_self_provision {
         return disabled();
+    }
+    if let Err(t) = state.throttles().self_service(ip) {
+        return t.html_response(form(Some(("error", THROTTLED))));
     }
     let username = match Username::parse(&f.username) {
         Ok(u) => u,
@@ -77,17 +90,24 @@ pub async fn submit(State(state): State<AppState>, Form(f): Form<ProvisionForm>)
         // A malformed name gets the same answer as an unknown one.
         Err(_) => return (html::headers(), form(Some(("ok", SAME_ANSWER)))).into_response(),
     };
-    match state
-        .provisioner()
-        .request_provision(&username, Origin::SelfService)
-        .await
-    {
-        Ok(_) => {}
-        Err(Error::SelfProvisionDisabled) => return disabled(),
-        Err(e) => {
-            // Logged for the operator (no secret in it); the user sees the same answer.
+    let background = state.clone();
+    tokio::spawn(async move {
+        // A task spawned from a worker runs next on that worker (tokio's LIFO slot), before
+        // the answer is written: step back once so that the answer leaves first and its
+        // time does not depend on the work done for a real user.
+        tokio::task::yield_now().await;
+        let result = background
+            .provisioner()
+            .request_provision(&username, Origin::SelfService)
+            .await;
+        if let Err(e) = result {
+            // Logged for the operator (no secret in it); the user saw the same answer.
+            if matches!(e, Error::NoSuitableTransport { .. }) {
+                crate::error::AppError::from(e).log();
+                return;
+            }
             tracing::info!(user = %username, error = %crate::error::error_chain(&e), "self-service request not sent");
         }
-    }
+    });
     (html::headers(), form(Some(("ok", SAME_ANSWER)))).into_response()
 }

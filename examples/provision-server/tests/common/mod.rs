@@ -22,6 +22,11 @@ impl ServerProcess {
     /// Sets the console password, starts the server with `--demo` on a free port and waits
     /// for its "listening on" line.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with more arguments (e.g. `--config FILE`).
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let status = Command::new(SERVER)
             .args(["--data-dir"])
             .arg(data_dir)
@@ -43,6 +48,7 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--demo", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
