@@ -48,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/logout", post(admin::logout))
         .route("/admin/users", get(admin::users))
         .route("/admin/reprovision", post(admin::reprovision))
+        .route("/admin/unlock", post(admin::unlock))
         .route("/admin/policy", get(admin::policy).post(admin::save_policy))
         .route("/admin/log", get(admin::log))
         .route("/api/v1/users/{username}", get(api::user))
@@ -55,6 +56,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/users/{username}/reprovision",
             post(api::reprovision),
         )
+        .route("/api/v1/users/{username}/unlock", post(api::unlock))
         .layer(timeout)
         .merge(devices)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

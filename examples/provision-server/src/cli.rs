@@ -97,6 +97,11 @@ pub enum UsersCommand {
         /// The user.
         name: String,
     },
+    /// Unlock an account locked after too many failed attempts in a row.
+    Unlock {
+        /// The user.
+        name: String,
+    },
 }
 
 /// `users add`.
@@ -443,6 +448,14 @@ async fn run_command(
                 .into());
             }
             println!("User \"{username}\" removed.");
+        }
+        Command::Users(UsersCommand::Unlock { name }) => {
+            let (username, cleared) = crate::actions::unlock(state, name).await?;
+            if cleared {
+                println!("User \"{username}\" unlocked.");
+            } else {
+                println!("User \"{username}\" was not locked.");
+            }
         }
         Command::Reprovision { name } => {
             let username = Username::parse(name)?;

@@ -23,6 +23,7 @@
 //!   security headers ([`app()`]).
 //! - Data files are private and one server holds a SQLite database at a time ([`files`]).
 
+pub mod actions;
 pub mod app;
 pub mod backend;
 pub mod cli;

@@ -84,6 +84,16 @@ fn provision_download_login_and_reprovision_with_the_real_binaries() {
     let server = ServerProcess::start(&data);
 
     // The administrator reprovisions alice from the command line; the code lands in the outbox.
+    // The command-line twin of the console's Unlock.
+    let out = server.command(&["users", "unlock", "alice"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("User \"alice\" was not locked."));
+    let out = server.command(&["users", "unlock", "nobody"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Invalid Username"),
+        "{out:?}"
+    );
     let out = server.command(&["reprovision", "alice"]);
     assert!(
         out.status.success(),

@@ -1037,3 +1037,108 @@ async fn large_bodies_are_refused_everywhere() {
     .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_account_is_shown_and_unlocked_from_the_console_and_the_api() {
+    let f = fixture().await;
+    let mut policy = f.state.provisioner().policy();
+    policy.set_max_account_failures(3).unwrap();
+    f.state.save_policy(policy).await.unwrap();
+    // Three wrong codes from a device lock alice's account.
+    f.state
+        .provisioner()
+        .request_provision(&alice(), swivel_provision::Origin::Admin)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_agent_error(
+            &f.app,
+            provision_xml("alice", "0000000000"),
+            "Provision Failure",
+        )
+        .await;
+    }
+    let e = f
+        .state
+        .provisioner()
+        .request_provision(&alice(), swivel_provision::Origin::Admin)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, swivel_provision::Error::AccountLocked { .. }),
+        "{e:?}"
+    );
+
+    // The console shows the lock and an Unlock button; the API shows it too.
+    let (cookie, csrf) = console_login(&f.app).await;
+    let page = get(&f.app, "/admin/users", Some(&cookie)).await;
+    assert!(
+        page.body.contains("after 3 failed attempts"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("action=\"/admin/unlock\""),
+        "{}",
+        page.body
+    );
+    let token = f.state.credentials().new_api_token().await.unwrap();
+    let auth = format!("Bearer {}", token.expose_secret());
+    let api = |method: &str, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, &auth)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&send(&f.app, api("GET", "/api/v1/users/alice")).await.body).unwrap();
+    assert_eq!(v["failures"], 3);
+    assert!(v["locked_at"].is_string(), "{v}");
+
+    // Unlock without a CSRF token is refused; with it, the console unlocks.
+    let r = post_form(
+        &f.app,
+        "/admin/unlock",
+        &[("username", "alice")],
+        Some(&cookie),
+    )
+    .await;
+    assert_ne!(r.status, StatusCode::OK);
+    let r = post_form(
+        &f.app,
+        "/admin/unlock",
+        &[("username", "alice"), ("csrf", &csrf)],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("User &quot;alice&quot; unlocked."),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("action=\"/admin/unlock\""),
+        "the button is gone"
+    );
+    f.state
+        .provisioner()
+        .request_provision(&alice(), swivel_provision::Origin::Admin)
+        .await
+        .expect("codes again after the unlock");
+    // The API twin: nothing left to unlock, and an unknown user is 404.
+    let r = send(&f.app, api("POST", "/api/v1/users/alice/unlock")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, r#"{"unlocked":false,"username":"alice"}"#);
+    let r = send(&f.app, api("POST", "/api/v1/users/nobody/unlock")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        f.state
+            .log()
+            .newest_first()
+            .iter()
+            .any(|l| l.text.contains("Account of user \"alice\" unlocked"))
+    );
+}

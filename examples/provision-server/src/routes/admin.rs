@@ -223,6 +223,13 @@ pub fn status_text(status: &ProvisionStatus) -> String {
     if let Some(p) = &status.pending {
         parts.push(format!("pending until {}", show_time(p.expires_at)));
     }
+    if let Some(t) = status.locked_at {
+        parts.push(format!(
+            "locked since {} after {} failed attempts",
+            show_time(t),
+            status.failures
+        ));
+    }
     if parts.is_empty() {
         "none".into()
     } else {
@@ -254,7 +261,17 @@ async fn users_page(
         body.push_str(&format!(
             "<tr><td>{name}</td><td>{dests}</td><td>{group}</td><td class=\"status\">{status}</td>\
 <td><form method=\"post\" action=\"/admin/reprovision\">{csrf}<input type=\"hidden\" name=\"username\" value=\"{name}\">\
-<button type=\"submit\" name=\"reprovision\" value=\"{name}\">Reprovision</button></form></td></tr>",
+<button type=\"submit\" name=\"reprovision\" value=\"{name}\">Reprovision</button></form>{unlock}</td></tr>",
+            unlock = if status.locked_at.is_some() {
+                format!(
+                    "<form method=\"post\" action=\"/admin/unlock\">{csrf}<input type=\"hidden\" name=\"username\" value=\"{name}\">\
+<button type=\"submit\" name=\"unlock\" value=\"{name}\">Unlock</button></form>",
+                    csrf = csrf_field(&session.csrf),
+                    name = escape(user.username.as_str()),
+                )
+            } else {
+                String::new()
+            },
             name = escape(user.username.as_str()),
             dests = escape(&dests.join(", ")),
             group = if user.mobile_group { "yes" } else { "no" },
@@ -326,6 +343,35 @@ pub async fn reprovision(
             let app = AppError::from(e);
             app.log();
             (app.status(), ("error", app.public_message()))
+        }
+    };
+    Ok((
+        status,
+        html::headers(),
+        users_page(&state, &session, Some(message)).await?,
+    )
+        .into_response())
+}
+
+/// Unlock: an account locked after too many failed attempts takes codes again.
+pub async fn unlock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ReprovisionForm>,
+) -> Result<Response, AppError> {
+    let session = match logged_in_post(&state, &headers, Some(&form.csrf)) {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    let (status, message) = match crate::actions::unlock(&state, &form.username).await {
+        Ok((u, true)) => (StatusCode::OK, ("ok", format!("User \"{u}\" unlocked."))),
+        Ok((u, false)) => (
+            StatusCode::OK,
+            ("ok", format!("User \"{u}\" was not locked.")),
+        ),
+        Err(e) => {
+            e.log();
+            (e.status(), ("error", e.public_message()))
         }
     };
     Ok((

@@ -3,6 +3,8 @@
 //!
 //! - `POST /api/v1/users/{username}/reprovision` → `202` with the destination and expiry.
 //! - `GET /api/v1/users/{username}` → the user and their provisioning status.
+//! - `POST /api/v1/users/{username}/unlock` → `200` with whether a lock (or a run of
+//!   failures) was cleared.
 //!
 //! Errors are `{"error": "<seed wording>"}` with a fitting status.
 
@@ -89,7 +91,22 @@ pub async fn user(
             "generation": d.generation,
             "info": d.info.map(|i| i.to_string()),
         })),
+        "failures": status.failures,
+        "locked_at": status.locked_at.map(rfc3339),
     })))
+}
+
+/// `POST /api/v1/users/{username}/unlock`.
+pub async fn unlock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers).await?;
+    let (username, cleared) = crate::actions::unlock(&state, &name).await?;
+    Ok(Json(
+        json!({ "username": username.as_str(), "unlocked": cleared }),
+    ))
 }
 
 /// `POST /api/v1/users/{username}/reprovision`.
