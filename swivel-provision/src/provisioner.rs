@@ -642,7 +642,14 @@ impl Provisioner {
         let well_formed = code.fits(&policy.code);
         let id = with_thread_rng(ProvisionId::generate);
         let id_hash = self.inner.key.id_hash(&id);
-        let info = (policy.log_device_info && !device.is_empty()).then_some(device);
+        // The push Id is always kept (a push transport needs it); the rest only when the
+        // policy logs device information.
+        let kept = if policy.log_device_info {
+            device
+        } else {
+            device.push_only()
+        };
+        let info = (!kept.is_empty()).then_some(kept);
         let now = self.now();
         enum Outcome {
             Ok(Option<DeviceInfo>),
@@ -660,6 +667,7 @@ impl Provisioner {
         .await;
         match outcome {
             Ok(Outcome::Ok(device)) => {
+                let device = device.filter(|_| policy.log_device_info);
                 self.emit(ProvisionEvent::Provisioned {
                     username: username.clone(),
                     device,

@@ -334,6 +334,34 @@ async fn device_info_not_kept_by_default() {
 }
 
 #[tokio::test]
+async fn push_id_kept_even_when_device_info_is_not() {
+    let k = kit();
+    let code = k.code("alice").await;
+    let info = DeviceInfo::new(Some("Pixel 8"), Some("Android 15"), None)
+        .with_push_id(Some("fcm-token-1"));
+    k.p.redeem(&user("alice"), &code, info).await.unwrap();
+    let kept =
+        k.p.status(&user("alice"))
+            .await
+            .unwrap()
+            .device
+            .unwrap()
+            .info;
+    assert_eq!(
+        kept,
+        Some(DeviceInfo::default().with_push_id(Some("fcm-token-1")))
+    );
+    assert!(
+        !k.events
+            .lines()
+            .iter()
+            .any(|l| l.contains("Pixel") || l.contains("fcm-token")),
+        "{:?}",
+        k.events.lines()
+    );
+}
+
+#[tokio::test]
 async fn revoke_removes_device_and_code() {
     let k = kit();
     let (id, _) = k.provisioned("alice").await;
