@@ -66,7 +66,7 @@ pub use provisioner::{
 };
 pub use record::{Device, Origin, PendingCode, ProvisionRecord};
 pub use settings::SettingsStore;
-pub use site::{ServerSettings, SiteAdmin, SiteDirectory};
+pub use site::{CONTEXTS, ServerSettings, SiteAdmin, SiteDirectory};
 pub use store::CodeStore;
 pub use strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, one_time_code};
 pub use transport::{ProvisionLinks, ProvisionMessage, QrImage, Transport};

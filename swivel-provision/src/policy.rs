@@ -193,6 +193,8 @@ pub struct Policy {
     pub site_id: Option<SiteId>,
     /// Mobile-client policies sent with the security strings.
     pub mobile_policies: Vec<MobilePolicy>,
+    /// Answer `{context}/TokenIndex` (the next index a device should use; default Yes).
+    pub token_index: bool,
 }
 
 impl Default for Policy {
@@ -209,6 +211,7 @@ impl Default for Policy {
             links: LinkTemplates::default(),
             site_id: None,
             mobile_policies: Vec::new(),
+            token_index: true,
         }
     }
 }
@@ -302,6 +305,7 @@ impl Policy {
         "links.getsettings",
         "links.complete",
         "site_id",
+        "token_index",
     ];
 
     /// Provision code validity period in seconds.
@@ -412,6 +416,7 @@ impl Policy {
                     })?)
                 }
             }
+            "token_index" => next.token_index = parse_bool("token_index", value)?,
             _ => {
                 return Err(PolicyError {
                     setting: "policy",
@@ -452,6 +457,7 @@ impl Policy {
                 .as_ref()
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
+            "token_index" => yes_no(self.token_index),
             _ => return None,
         })
     }
@@ -545,5 +551,19 @@ mod tests {
         for k in Policy::KEYS {
             assert!(p.get(k).is_some(), "{k}");
         }
+    }
+
+    #[test]
+    fn token_index_switch_defaults_on() {
+        assert!(Policy::default().token_index);
+        let old: Policy = serde_json::from_str(r#"{"log_device_info": true}"#).unwrap();
+        assert!(
+            old.token_index,
+            "policies saved before the switch keep TokenIndex on"
+        );
+        let mut p = Policy::default();
+        p.set("token_index", "No").unwrap();
+        assert!(!p.token_index);
+        assert_eq!(p.get("token_index").unwrap(), "No");
     }
 }

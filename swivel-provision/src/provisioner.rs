@@ -811,6 +811,36 @@ impl Provisioner {
         }
     }
 
+    /// The index (1–99) the user's device should use next (Swivel's `TokenIndex`): the
+    /// lowest unused one of the current generation ([`state::next_index`]). `None` when
+    /// the policy's `token_index` is off.
+    ///
+    /// No enumeration: for an unknown user, a user without a device or strings, or a spent
+    /// generation, the answer is a well-formed index derived from a keyed hash of the
+    /// username (the same one every time), after the same store read and hash, so the
+    /// answer's shape does not tell who exists. A blank or malformed username gets the same
+    /// kind of answer without the store read.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn token_index(&self, username: &str) -> Result<Option<u8>> {
+        if !self.policy().token_index {
+            return Ok(None);
+        }
+        let mac = self
+            .inner
+            .key
+            .derive("token-index decoy v1", &[username.as_bytes()]);
+        let decoy = (u16::from_be_bytes([mac[0], mac[1]]) % 99) as u8 + 1;
+        let record = match Username::parse(username) {
+            Ok(user) => self.inner.store.load(&user).await?,
+            Err(_) => None,
+        };
+        Ok(Some(
+            record.as_ref().and_then(state::next_index).unwrap_or(decoy),
+        ))
+    }
+
     /// The user's status: nothing, a pending code until T, a device provisioned at T, or
     /// both.
     pub async fn status(&self, username: &Username) -> Result<ProvisionStatus> {

@@ -613,3 +613,38 @@ async fn wrong_otcs_spend_indices_and_lock_until_new_strings() {
     let ok = one_time_code(s2.get(9).unwrap(), &pin, 9).unwrap();
     k.p.verify_otc(&user("alice"), &ok, &pin).await.unwrap();
 }
+
+#[tokio::test]
+async fn token_index_follows_the_device_and_hides_who_exists() {
+    let k = kit();
+    let (_, strings) = k.provisioned("alice").await;
+    assert_eq!(k.p.token_index("alice").await.unwrap(), Some(1));
+    let pin = Pin::parse("1234").unwrap();
+    let otc = one_time_code(strings.get(1).unwrap(), &pin, 1).unwrap();
+    k.p.verify_otc(&user("alice"), &otc, &pin).await.unwrap();
+    assert_eq!(k.p.token_index("alice").await.unwrap(), Some(2));
+
+    // bob exists without a device; nobody does not exist; both get a stable, well-formed
+    // index, like anyone else.
+    for name in ["bob", "nobody", "", "bad\u{1}name"] {
+        let first = k.p.token_index(name).await.unwrap().unwrap();
+        assert!((1..=99).contains(&first), "{name}: {first}");
+        assert_eq!(k.p.token_index(name).await.unwrap(), Some(first), "{name}");
+    }
+    // The decoys are spread, not one constant that would mark them.
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..50 {
+        seen.insert(
+            k.p.token_index(&format!("ghost{i}"))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert!(seen.len() > 20, "{seen:?}");
+
+    let mut off = Policy::default();
+    off.token_index = false;
+    k.p.set_policy(off).unwrap();
+    assert_eq!(k.p.token_index("alice").await.unwrap(), None);
+}
