@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 
-use crate::routes::{admin, agentxml, api, landing, login, selfservice, ssd};
+use crate::routes::{admin, agentxml, api, landing, login, selfservice, ssd, tokenindex};
 use crate::state::AppState;
 
 /// Largest request body accepted (larger ones get `413 Payload Too Large`).
@@ -14,10 +14,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The whole application. Tests drive it without a socket
 /// (`tower::ServiceExt::oneshot`).
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    device_routes(Router::new())
         .route("/", get(landing::home))
-        .route("/pinsafe/AgentXML", post(agentxml::handle))
-        .route("/sentry/AgentXML", post(agentxml::handle))
         .route("/ssdserver/getServerDetails", get(ssd::handle))
         .route(
             "/reset/provision",
@@ -46,4 +44,15 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// `/{context}/AgentXML` and `/{context}/TokenIndex` for every context a site may advertise
+/// ([`swivel_provision::CONTEXTS`]).
+fn device_routes(mut router: Router<AppState>) -> Router<AppState> {
+    for context in swivel_provision::CONTEXTS {
+        router = router
+            .route(&format!("/{context}/AgentXML"), post(agentxml::handle))
+            .route(&format!("/{context}/TokenIndex"), get(tokenindex::handle));
+    }
+    router
 }

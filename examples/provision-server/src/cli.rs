@@ -130,12 +130,25 @@ pub enum SitesCommand {
         /// Port (default: from --public-url or --listen).
         #[arg(long)]
         port: Option<u16>,
-        /// Context path of the AgentXML endpoint.
+        /// Context path of the AgentXML endpoint: pinsafe, sentry or proxy (the contexts
+        /// this server serves).
         #[arg(long, default_value = "pinsafe")]
         context: String,
-        /// Devices use HTTPS.
+        /// Devices use HTTPS (SSD `usingSSL`; also when the public URL is https).
         #[arg(long)]
         ssl: bool,
+        /// Push authentication is supported (SSD `pushSupport`).
+        #[arg(long)]
+        push_support: bool,
+        /// The server is on the local network (SSD `local`).
+        #[arg(long)]
+        local: bool,
+        /// The client does not ask for a PIN (SSD `pin` NO; the default is YES).
+        #[arg(long)]
+        no_pin: bool,
+        /// OATH tokens are used (SSD `oath`).
+        #[arg(long)]
+        oath: bool,
     },
     /// List sites.
     List,
@@ -464,6 +477,10 @@ async fn run_command(
             port,
             context,
             ssl,
+            push_support,
+            local,
+            no_pin,
+            oath,
         }) => {
             let site = SiteId::parse(site)?;
             let (h, p, s) = host_port(public_url).unwrap_or(("localhost".into(), 8080, false));
@@ -472,23 +489,18 @@ async fn run_command(
                 port: port.unwrap_or(p),
                 connection_type: context.clone(),
                 using_ssl: *ssl || s,
-                ..ServerSettings::default()
+                push_support: *push_support,
+                local: *local,
+                pin: !*no_pin,
+                oath: *oath,
             };
+            settings.check()?;
             b.site_admin.put_site(&site, &settings).await?;
-            println!(
-                "Site {site} saved: {}:{} /{}",
-                settings.hostname, settings.port, settings.connection_type
-            );
+            println!("Site {site} saved: {}", show_site(&settings));
         }
         Command::Sites(SitesCommand::List) => {
             for (id, s) in b.site_admin.list_sites().await? {
-                println!(
-                    "{id}\t{}://{}:{}/{}",
-                    if s.using_ssl { "https" } else { "http" },
-                    s.hostname,
-                    s.port,
-                    s.connection_type
-                );
+                println!("{id}\t{}", show_site(&s));
             }
         }
         Command::Policy(PolicyCommand::Show) => {
@@ -531,6 +543,24 @@ async fn run_command(
         }
     }
     Ok(())
+}
+
+/// A site as `sites add` and `sites list` print it: the URL a device follows and the flags
+/// as SSD answers them.
+fn show_site(s: &ServerSettings) -> String {
+    let yes_no = |b: bool| if b { "YES" } else { "NO" };
+    format!(
+        "{}://{}:{}/{} usingSSL={} pushSupport={} local={} pin={} oath={}",
+        if s.using_ssl { "https" } else { "http" },
+        s.hostname,
+        s.port,
+        s.connection_type,
+        yes_no(s.using_ssl),
+        yes_no(s.push_support),
+        yes_no(s.local),
+        yes_no(s.pin),
+        yes_no(s.oath)
+    )
 }
 
 /// The demo users and site, added when absent.

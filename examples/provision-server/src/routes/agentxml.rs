@@ -1,5 +1,6 @@
-//! `POST /pinsafe/AgentXML` and `POST /sentry/AgentXML`: the device protocol (DESIGN §9),
-//! answered by the core's codec. A malformed body gets a `SASResponse` with `FAIL`.
+//! `POST /{context}/AgentXML` for every context of [`swivel_provision::CONTEXTS`]
+//! (`pinsafe`, `sentry`, `proxy`): the device protocol (DESIGN §9), answered by the core's
+//! codec. A malformed body gets a `SASResponse` with `FAIL`.
 
 use axum::body::Bytes;
 use axum::extract::State;
