@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod pki;
+
 pub const SERVER: &str = env!("CARGO_BIN_EXE_provision-server");
 pub const PASSWORD: &str = "console password for tests";
 
@@ -22,6 +24,11 @@ impl ServerProcess {
     /// Sets the console password, starts the server with `--demo` on a free port and waits
     /// for its "listening on" line.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with more arguments for the server (e.g. TLS files).
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let status = Command::new(SERVER)
             .args(["--data-dir"])
             .arg(data_dir)
@@ -43,6 +50,7 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--demo", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -91,7 +99,10 @@ impl ServerProcess {
 
     /// Runs a subcommand against the same data directory.
     pub fn command(&self, args: &[&str]) -> std::process::Output {
-        let listen = self.url.trim_start_matches("http://");
+        let listen = self
+            .url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
         Command::new(SERVER)
             .arg("--data-dir")
             .arg(&self.data_dir)
