@@ -1,25 +1,123 @@
 //! AgentXML (DESIGN §9): the XML protocol a mobile client speaks to provision itself and
-//! download its security strings, in Swivel's format.
+//! download its security strings, in Swivel's format, and the wire protocol around it.
 //!
-//! A device posts a `<SASRequest>` to `{context}/AgentXML`; the server answers with a
-//! `<SASResponse>`:
+//! Servers call [`respond`] (or [`answer`]) with the request body and send back what it
+//! returns. Clients use [`render_request`] and [`parse_response`]. The SSD answer is in
+//! [`ssd`](crate::ssd); `TokenIndex` is [`Provisioner::token_index`].
 //!
+//! # Endpoints
+//! | Request | Answer |
+//! |---|---|
+//! | `POST /{context}/AgentXML`, body `<SASRequest>` | `text/xml`, `<SASResponse>` |
+//! | `GET /{context}/TokenIndex?username=U` | `text/plain`, an index `1`–`99` |
+//! | `GET /ssdserver/getServerDetails?id=SITEID` | `text/xml`, `<getServerDetailsResponse>` |
+//!
+//! `{context}` is one of [`CONTEXTS`](crate::CONTEXTS): `pinsafe`, `sentry`, `proxy`; a
+//! host serves every one, and a site can advertise no other (see [`site`](crate::site)).
+//!
+//! # Reading a request
+//! - Elements are matched by **local name**: a namespace prefix on the root or any child is
+//!   accepted (`<ns:SASRequest xmlns:ns="…"><ns:Action>…`), as is a default namespace.
+//! - **No attributes**, except namespace declarations (`xmlns`, `xmlns:*`, at most 8 per
+//!   element): any other attribute makes the request `Malformed request`. The count is
+//!   checked while reading, before any duplicate check, so a 64 KiB start tag of thousands
+//!   of attributes costs one pass (quick-xml's own duplicate check, quadratic, is off).
+//!   At most 2,048 elements, nested at most 8 deep.
+//! - An element given twice (under any prefix) is malformed; unknown elements are ignored;
+//!   `Action` values are matched without regard to case.
+//! - Bodies over [`MAX_REQUEST_BYTES`] are `Request too large`; `DOCTYPE` and entities other
+//!   than the five predefined ones and character references are refused.
+//!
+//! Elements of `<SASRequest>`:
+//!
+//! | Element | For | Meaning |
+//! |---|---|---|
+//! | `Version` | all | protocol version (optional; this crate sends [`VERSION`]) |
+//! | `Action` | all | `ping`, `provision` or `SecurityStrings` (required) |
+//! | `RequestID` or `RequestId` | all | echoed in the answer in the spelling received, when it is 1–128 printable ASCII characters (both spellings at once: malformed) |
+//! | `Username` | `provision` | the user (required) |
+//! | `ProvisionCode` | `provision` | the code (required; blanks and dashes ignored) |
+//! | `DeviceModel`, `DeviceOS`, `AppVersion` | `provision` | kept with the device and logged only when the policy's `log_device_info` is on (each cut to 128 characters) |
+//! | `PushId` | `provision` | the device's push Id: always kept with the device, never logged (cut to 512 characters) |
+//! | `Id` | `SecurityStrings` | the provision Id (required) |
+//!
+//! # The answer
+//! Elements of `<SASResponse>`, in this order: `Version`, the echoed `RequestID` /
+//! `RequestId`, `Result` (`PASS` or `FAIL`), then `Id` (after a good `provision`), or
+//! `SecurityStrings` (100 strings of 10 digits, `;`-separated, index 0 first) and
+//! `<Policies>` of `<Policy id="…" section="…" show="true|false">value</Policy>`, or
+//! `Error` (after `FAIL`). The client side ([`parse_response`]) reads by local name too,
+//! accepts either request Id spelling, and caps attributes at 8 per element (a `Policy` has
+//! 3) before checking duplicates.
+//!
+//! `Error` never echoes the request: `Malformed request`, `Request too large`, `Unknown
+//! action`, `Missing field …`, or the core's [`public_message`](crate::Error::public_message)
+//! (`User not set`, `Invalid Username`, `Invalid Provision Code`, `Provision Failure`,
+//! `Mobile request from unknown user; the user needs to reprovision`, `Error Downloading
+//! Security Strings`, …).
+//!
+//! # Exchanges
+//! **ping**
 //! ```text
-//! <SASRequest><Version>3.6</Version><Action>provision</Action>
-//!   <Username>alice</Username><ProvisionCode>1234567890</ProvisionCode></SASRequest>
-//! <SASResponse><Version>3.6</Version><Result>PASS</Result><Id>…</Id></SASResponse>
+//! → <SASRequest><Version>3.6</Version><Action>ping</Action><RequestID>r1</RequestID></SASRequest>
+//! ← <SASResponse><Version>3.6</Version><RequestID>r1</RequestID><Result>PASS</Result></SASResponse>
 //! ```
-//!
-//! Servers call [`respond`] with the request body and send back what it returns. Clients
-//! use [`render_request`] and [`parse_response`].
+//! **provision** (a namespaced client that spells `RequestId`)
+//! ```text
+//! → <ns:SASRequest xmlns:ns="urn:x"><ns:Version>3.6</ns:Version><ns:Action>provision</ns:Action>
+//!     <ns:Username>alice</ns:Username><ns:ProvisionCode>1234567890</ns:ProvisionCode>
+//!     <ns:DeviceOS>iOS 18</ns:DeviceOS><ns:PushId>apns-…</ns:PushId><ns:RequestId>q</ns:RequestId>
+//!   </ns:SASRequest>
+//! ← <SASResponse><Version>3.6</Version><RequestId>q</RequestId><Result>PASS</Result>
+//!     <Id>00112233445566778899aabbccddeeff</Id></SASResponse>
+//! ← <SASResponse><Version>3.6</Version><RequestId>q</RequestId><Result>FAIL</Result>
+//!     <Error>Provision Failure</Error></SASResponse>
+//! ```
+//! **SecurityStrings**
+//! ```text
+//! → <SASRequest><Version>3.6</Version><Action>SecurityStrings</Action>
+//!     <Id>00112233445566778899aabbccddeeff</Id></SASRequest>
+//! ← <SASResponse><Version>3.6</Version><Result>PASS</Result>
+//!     <SecurityStrings>0123456789;…;9876543210</SecurityStrings>
+//!     <Policies><Policy id="PinLength" section="Security" show="true">4</Policy></Policies>
+//!   </SASResponse>
+//! ```
+//! **TokenIndex** (plain text; the lowest index of the current generation not used yet;
+//! unknown users and users without a device get a stable index from a keyed hash of the
+//! username, so the answer does not tell who exists; `404` when the policy's `token_index`
+//! is off)
+//! ```text
+//! → GET /proxy/TokenIndex?username=alice
+//! ← 200 text/plain: 7
+//! ```
+//! **SSD** (flags are `YES`/`NO`; clients read `YES`/`NO`, `true`/`false` in any case, and
+//! `1`/`0`; a client goes to `http[s]://hostname:port/connectionType/AgentXML`, `https`
+//! when `usingSSL` is `YES`)
+//! ```text
+//! → GET /ssdserver/getServerDetails?id=EDGE
+//! ← <getServerDetailsResponse><responseCode>0</responseCode><SSDetails>
+//!     <hostname>auth.example.com</hostname><port>8443</port><connectionType>proxy</connectionType>
+//!     <usingSSL>YES</usingSSL><pushSupport>NO</pushSupport><local>NO</local><pin>YES</pin>
+//!     <oath>NO</oath></SSDetails></getServerDetailsResponse>
+//! ← <getServerDetailsResponse><responseCode>1</responseCode>
+//!     <error>Error Server, Unknown Server ID</error></getServerDetailsResponse>
+//! ```
 //!
 //! # Security
 //! - Bodies larger than [`MAX_REQUEST_BYTES`] are refused before parsing; `DOCTYPE`
-//!   declarations and unknown entities are refused (no entity expansion at all).
+//!   declarations and unknown entities are refused (no entity expansion at all); attributes
+//!   are refused (requests) or capped (responses) before any duplicate check, so the parse
+//!   cost is linear in the body.
 //! - Error responses never echo the request: they name what is wrong (`Malformed request`,
 //!   `Unknown action`, `Missing field Id`) or give the core's
 //!   [`public_message`](crate::Error::public_message).
-//! - The `Debug` output of every type here redacts codes, provision Ids and strings.
+//! - The `Debug` output of every type here redacts codes, provision Ids, strings and push
+//!   Ids.
+//!
+//! # What it does not do
+//! - No XML Schema validation and no namespace checking: a prefix is dropped, whatever
+//!   namespace it is bound to.
+//! - No push authentication: the push Id is only kept for a push transport to come.
 
 use std::borrow::Cow;
 

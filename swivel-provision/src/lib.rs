@@ -70,7 +70,7 @@ pub use site::{CONTEXTS, ServerSettings, SiteAdmin, SiteDirectory};
 pub use store::CodeStore;
 pub use strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, one_time_code};
 pub use transport::{ProvisionLinks, ProvisionMessage, QrImage, Transport};
-pub use types::{Channel, Destination, DeviceInfo, Pin, SiteId, Username};
+pub use types::{Channel, Destination, DeviceInfo, Pin, Purpose, SiteId, Username};
 pub use users::{UserAdmin, UserEntry, UserRepository};
 
 /// mockall mocks of every trait (feature `mock`).

@@ -195,6 +195,10 @@ pub struct Policy {
     pub mobile_policies: Vec<MobilePolicy>,
     /// Answer `{context}/TokenIndex` (the next index a device should use; default Yes).
     pub token_index: bool,
+    /// Send provision code as security string (Swivel default: No): the code goes to the
+    /// user's security-string destination instead of the alert one (each falls back to the
+    /// other when the user has none with a transport).
+    pub provision_code_as_security_string: bool,
 }
 
 impl Default for Policy {
@@ -212,6 +216,7 @@ impl Default for Policy {
             site_id: None,
             mobile_policies: Vec::new(),
             token_index: true,
+            provision_code_as_security_string: false,
         }
     }
 }
@@ -306,6 +311,7 @@ impl Policy {
         "links.complete",
         "site_id",
         "token_index",
+        "provision_code_as_security_string",
     ];
 
     /// Provision code validity period in seconds.
@@ -417,6 +423,10 @@ impl Policy {
                 }
             }
             "token_index" => next.token_index = parse_bool("token_index", value)?,
+            "provision_code_as_security_string" => {
+                next.provision_code_as_security_string =
+                    parse_bool("provision_code_as_security_string", value)?
+            }
             _ => {
                 return Err(PolicyError {
                     setting: "policy",
@@ -458,6 +468,7 @@ impl Policy {
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
             "token_index" => yes_no(self.token_index),
+            "provision_code_as_security_string" => yes_no(self.provision_code_as_security_string),
             _ => return None,
         })
     }

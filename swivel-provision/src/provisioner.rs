@@ -19,7 +19,7 @@ use crate::state::{self, Purge, Redeem};
 use crate::store::CodeStore;
 use crate::strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, otc_eq, split_otc};
 use crate::transport::{ProvisionLinks, ProvisionMessage, Transport};
-use crate::types::{Channel, Destination, DeviceInfo, Pin, SiteId, Username};
+use crate::types::{Channel, Destination, DeviceInfo, Pin, Purpose, SiteId, Username};
 use crate::users::{UserEntry, UserRepository};
 
 /// Compare-and-swap attempts before [`Error::Contention`].
@@ -429,14 +429,33 @@ impl Provisioner {
         Ok(self.inner.users.find_user(username).await?)
     }
 
-    fn route(&self, user: &UserEntry) -> Option<(Destination, Arc<dyn Transport>)> {
-        user.destinations.iter().find_map(|d| {
+    /// Where the provision code goes: the user's first destination with a transport whose
+    /// purpose is the one the policy names (`provision_code_as_security_string`: the
+    /// security-string transport, else the alert transport), and failing that the first
+    /// other one with a transport.
+    fn route(
+        &self,
+        user: &UserEntry,
+        policy: &Policy,
+    ) -> Option<(Destination, Arc<dyn Transport>)> {
+        let wanted = if policy.provision_code_as_security_string {
+            Purpose::SecurityString
+        } else {
+            Purpose::Alert
+        };
+        let with_transport = |d: &Destination| {
             self.inner
                 .transports
                 .iter()
                 .find(|(c, _)| *c == d.channel)
                 .map(|(_, t)| (d.clone(), t.clone()))
-        })
+        };
+        let mut ordered = user
+            .destinations
+            .iter()
+            .filter(|d| d.purpose == wanted)
+            .chain(user.destinations.iter().filter(|d| d.purpose != wanted));
+        ordered.find_map(with_transport)
     }
 
     fn message(
@@ -522,7 +541,7 @@ impl Provisioner {
                 username: username.to_string(),
             });
         };
-        let Some((destination, transport)) = self.route(&user) else {
+        let Some((destination, transport)) = self.route(&user, &policy) else {
             return Err(Error::NoSuitableTransport {
                 username: username.to_string(),
             });

@@ -183,7 +183,26 @@ impl std::str::FromStr for Channel {
     }
 }
 
-/// Where a user receives messages: a channel and an address on it.
+/// Which of a user's two transports a destination is, as Swivel has them: the *alert*
+/// transport (messages such as provision codes) and the *security string* transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// The alert transport (every destination saved before purposes existed).
+    #[default]
+    Alert,
+    /// The security string transport.
+    SecurityString,
+}
+
+impl Purpose {
+    fn is_alert(&self) -> bool {
+        *self == Purpose::Alert
+    }
+}
+
+/// Where a user receives messages: a channel, an address on it, and which of the user's
+/// transports it is ([`Purpose`]).
 ///
 /// The address is checked only for being non-empty, at most 320 bytes and free of control
 /// characters; transports check it fully (email syntax, E.164) before they send anything.
@@ -193,6 +212,9 @@ pub struct Destination {
     pub channel: Channel,
     /// The address on that channel.
     pub address: String,
+    /// Alert or security-string transport (default alert; left out of the JSON then).
+    #[serde(default, skip_serializing_if = "Purpose::is_alert")]
+    pub purpose: Purpose,
 }
 
 impl Destination {
@@ -208,7 +230,14 @@ impl Destination {
         Ok(Self {
             channel,
             address: address.to_owned(),
+            purpose: Purpose::Alert,
         })
+    }
+
+    /// The same destination as the user's security-string transport.
+    pub fn for_security_strings(mut self) -> Self {
+        self.purpose = Purpose::SecurityString;
+        self
     }
 
     /// An email destination.
@@ -230,7 +259,12 @@ impl fmt::Display for Destination {
 
 impl fmt::Debug for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Destination({}:{})", self.channel, self.address)
+        match self.purpose {
+            Purpose::Alert => write!(f, "Destination({}:{})", self.channel, self.address),
+            Purpose::SecurityString => {
+                write!(f, "Destination({}:{}, strings)", self.channel, self.address)
+            }
+        }
     }
 }
 

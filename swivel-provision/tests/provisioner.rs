@@ -648,3 +648,72 @@ async fn token_index_follows_the_device_and_hides_who_exists() {
     k.p.set_policy(off).unwrap();
     assert_eq!(k.p.token_index("alice").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn provision_code_goes_by_the_transport_the_policy_names() {
+    let both = UserEntry::new(user("erin"))
+        .with_destination(
+            Destination::sms("+447700900999")
+                .unwrap()
+                .for_security_strings(),
+        )
+        .with_destination(Destination::email("erin@example.com").unwrap())
+        .with_mobile_group(true);
+    let only_alert = UserEntry::new(user("frank"))
+        .with_destination(Destination::email("frank@example.com").unwrap());
+
+    // Default (as before): the alert destination, even when listed second.
+    let k = kit();
+    k.users.insert(both.clone());
+    k.users.insert(only_alert.clone());
+    k.p.request_provision(&user("erin"), Origin::Admin)
+        .await
+        .unwrap();
+    let m = k.outbox.last_message_for(&user("erin")).unwrap();
+    assert_eq!(
+        m.destination,
+        Destination::email("erin@example.com").unwrap()
+    );
+
+    // "Send provision code as security string: Yes": the security-string destination.
+    let mut policy = Policy::default();
+    policy
+        .set("provision_code_as_security_string", "Yes")
+        .unwrap();
+    let k = kit_with(policy);
+    k.users.insert(both);
+    k.users.insert(only_alert);
+    k.p.request_provision(&user("erin"), Origin::Admin)
+        .await
+        .unwrap();
+    let m = k.outbox.last_message_for(&user("erin")).unwrap();
+    assert_eq!(
+        m.destination,
+        Destination::sms("+447700900999")
+            .unwrap()
+            .for_security_strings()
+    );
+    // A user with only an alert destination still gets the code there.
+    k.p.request_provision(&user("frank"), Origin::Admin)
+        .await
+        .unwrap();
+    let m = k.outbox.last_message_for(&user("frank")).unwrap();
+    assert_eq!(
+        m.destination,
+        Destination::email("frank@example.com").unwrap()
+    );
+}
+
+#[test]
+fn destination_purpose_is_stored_and_old_destinations_are_alerts() {
+    let d = Destination::sms("+447700900999")
+        .unwrap()
+        .for_security_strings();
+    let json = serde_json::to_string(&d).unwrap();
+    assert!(json.contains("security_string"), "{json}");
+    assert_eq!(serde_json::from_str::<Destination>(&json).unwrap(), d);
+    let old: Destination =
+        serde_json::from_str(r#"{"channel":"email","address":"a@example.com"}"#).unwrap();
+    assert_eq!(old.purpose, Purpose::Alert);
+    assert!(!serde_json::to_string(&old).unwrap().contains("purpose"));
+}
