@@ -109,6 +109,13 @@ pub struct AddUser {
     /// Phone number (E.164, e.g. +15555550100).
     #[arg(long)]
     pub phone: Option<String>,
+    /// Email address of the security-string transport (gets the provision code when the
+    /// policy's `provision_code_as_security_string` is Yes).
+    #[arg(long)]
+    pub strings_email: Option<String>,
+    /// Phone number of the security-string transport (as --strings-email).
+    #[arg(long)]
+    pub strings_phone: Option<String>,
     /// Member of a group with mobile-client authentication (may download strings).
     #[arg(long)]
     pub mobile_group: bool,
@@ -413,6 +420,12 @@ async fn run_command(
             }
             if let Some(phone) = &a.phone {
                 user = user.with_destination(Destination::sms(phone)?);
+            }
+            if let Some(email) = &a.strings_email {
+                user = user.with_destination(Destination::email(email)?.for_security_strings());
+            }
+            if let Some(phone) = &a.strings_phone {
+                user = user.with_destination(Destination::sms(phone)?.for_security_strings());
             }
             let pin = a.pin.as_deref().map(Pin::parse).transpose()?;
             b.user_admin.put_user(&user).await?;
