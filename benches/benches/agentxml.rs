@@ -31,10 +31,10 @@ fn requests() -> (String, String) {
 fn strings_reply() -> AgentReply {
     AgentReply {
         request_id: Some("req-0001".into()),
-        response: AgentResponse::Strings {
+        ..AgentReply::new(AgentResponse::Strings {
             strings: ChaChaStringGenerator.generate([3; 32], 1),
             policies: Vec::<MobilePolicy>::new(),
-        },
+        })
     }
 }
 
@@ -42,12 +42,9 @@ fn codec(c: &mut Criterion) {
     let (provision, strings) = requests();
     let reply = strings_reply();
     let reply_body = render_response(&reply);
-    let provisioned = render_response(&AgentReply {
-        request_id: None,
-        response: AgentResponse::Provisioned {
-            id: ProvisionId::new("00112233445566778899aabbccddeeff"),
-        },
-    });
+    let provisioned = render_response(&AgentReply::new(AgentResponse::Provisioned {
+        id: ProvisionId::new("00112233445566778899aabbccddeeff"),
+    }));
     let mut g = c.benchmark_group("agentxml");
     g.throughput(Throughput::Elements(1));
     g.bench_function("parse_request/provision", |b| {

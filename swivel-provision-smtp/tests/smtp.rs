@@ -49,6 +49,7 @@ fn message(to: &str) -> ProvisionMessage {
         Destination {
             channel: Channel::Email,
             address: to.to_owned(),
+            purpose: Default::default(),
         },
         Some(ProvisionCode::new(CODE)),
         links,
@@ -339,6 +340,7 @@ async fn invalid_recipient_is_refused_before_connecting() {
     sms.destination = Destination {
         channel: Channel::Sms,
         address: "+441234567890".into(),
+        purpose: Default::default(),
     };
     let err = transport.deliver(&sms).await.expect_err("not email");
     assert!(!err.is_transient(), "{err}");

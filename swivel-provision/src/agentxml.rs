@@ -1,25 +1,123 @@
 //! AgentXML (DESIGN §9): the XML protocol a mobile client speaks to provision itself and
-//! download its security strings, in Swivel's format.
+//! download its security strings, in Swivel's format, and the wire protocol around it.
 //!
-//! A device posts a `<SASRequest>` to `{context}/AgentXML`; the server answers with a
-//! `<SASResponse>`:
+//! Servers call [`respond`] (or [`answer`]) with the request body and send back what it
+//! returns. Clients use [`render_request`] and [`parse_response`]. The SSD answer is in
+//! [`ssd`](crate::ssd); `TokenIndex` is [`Provisioner::token_index`].
 //!
+//! # Endpoints
+//! | Request | Answer |
+//! |---|---|
+//! | `POST /{context}/AgentXML`, body `<SASRequest>` | `text/xml`, `<SASResponse>` |
+//! | `GET /{context}/TokenIndex?username=U` | `text/plain`, an index `1`–`99` |
+//! | `GET /ssdserver/getServerDetails?id=SITEID` | `text/xml`, `<getServerDetailsResponse>` |
+//!
+//! `{context}` is one of [`CONTEXTS`](crate::CONTEXTS): `pinsafe`, `sentry`, `proxy`; a
+//! host serves every one, and a site can advertise no other (see [`site`](crate::site)).
+//!
+//! # Reading a request
+//! - Elements are matched by **local name**: a namespace prefix on the root or any child is
+//!   accepted (`<ns:SASRequest xmlns:ns="…"><ns:Action>…`), as is a default namespace.
+//! - **No attributes**, except namespace declarations (`xmlns`, `xmlns:*`, at most 8 per
+//!   element): any other attribute makes the request `Malformed request`. The count is
+//!   checked while reading, before any duplicate check, so a 64 KiB start tag of thousands
+//!   of attributes costs one pass (quick-xml's own duplicate check, quadratic, is off).
+//!   At most 2,048 elements, nested at most 8 deep.
+//! - An element given twice (under any prefix) is malformed; unknown elements are ignored;
+//!   `Action` values are matched without regard to case.
+//! - Bodies over [`MAX_REQUEST_BYTES`] are `Request too large`; `DOCTYPE` and entities other
+//!   than the five predefined ones and character references are refused.
+//!
+//! Elements of `<SASRequest>`:
+//!
+//! | Element | For | Meaning |
+//! |---|---|---|
+//! | `Version` | all | protocol version (optional; this crate sends [`VERSION`]) |
+//! | `Action` | all | `ping`, `provision` or `SecurityStrings` (required) |
+//! | `RequestID` or `RequestId` | all | echoed in the answer in the spelling received, when it is 1–128 printable ASCII characters (both spellings at once: malformed) |
+//! | `Username` | `provision` | the user (required) |
+//! | `ProvisionCode` | `provision` | the code (required; blanks and dashes ignored) |
+//! | `DeviceModel`, `DeviceOS`, `AppVersion` | `provision` | kept with the device and logged only when the policy's `log_device_info` is on (each cut to 128 characters) |
+//! | `PushId` | `provision` | the device's push Id: always kept with the device, never logged (cut to 512 characters) |
+//! | `Id` | `SecurityStrings` | the provision Id (required) |
+//!
+//! # The answer
+//! Elements of `<SASResponse>`, in this order: `Version`, the echoed `RequestID` /
+//! `RequestId`, `Result` (`PASS` or `FAIL`), then `Id` (after a good `provision`), or
+//! `SecurityStrings` (100 strings of 10 digits, `;`-separated, index 0 first) and
+//! `<Policies>` of `<Policy id="…" section="…" show="true|false">value</Policy>`, or
+//! `Error` (after `FAIL`). The client side ([`parse_response`]) reads by local name too,
+//! accepts either request Id spelling, and caps attributes at 8 per element (a `Policy` has
+//! 3) before checking duplicates.
+//!
+//! `Error` never echoes the request: `Malformed request`, `Request too large`, `Unknown
+//! action`, `Missing field …`, or the core's [`public_message`](crate::Error::public_message)
+//! (`User not set`, `Invalid Username`, `Invalid Provision Code`, `Provision Failure`,
+//! `Mobile request from unknown user; the user needs to reprovision`, `Error Downloading
+//! Security Strings`, …).
+//!
+//! # Exchanges
+//! **ping**
 //! ```text
-//! <SASRequest><Version>3.6</Version><Action>provision</Action>
-//!   <Username>alice</Username><ProvisionCode>1234567890</ProvisionCode></SASRequest>
-//! <SASResponse><Version>3.6</Version><Result>PASS</Result><Id>…</Id></SASResponse>
+//! → <SASRequest><Version>3.6</Version><Action>ping</Action><RequestID>r1</RequestID></SASRequest>
+//! ← <SASResponse><Version>3.6</Version><RequestID>r1</RequestID><Result>PASS</Result></SASResponse>
 //! ```
-//!
-//! Servers call [`respond`] with the request body and send back what it returns. Clients
-//! use [`render_request`] and [`parse_response`].
+//! **provision** (a namespaced client that spells `RequestId`)
+//! ```text
+//! → <ns:SASRequest xmlns:ns="urn:x"><ns:Version>3.6</ns:Version><ns:Action>provision</ns:Action>
+//!     <ns:Username>alice</ns:Username><ns:ProvisionCode>1234567890</ns:ProvisionCode>
+//!     <ns:DeviceOS>iOS 18</ns:DeviceOS><ns:PushId>apns-…</ns:PushId><ns:RequestId>q</ns:RequestId>
+//!   </ns:SASRequest>
+//! ← <SASResponse><Version>3.6</Version><RequestId>q</RequestId><Result>PASS</Result>
+//!     <Id>00112233445566778899aabbccddeeff</Id></SASResponse>
+//! ← <SASResponse><Version>3.6</Version><RequestId>q</RequestId><Result>FAIL</Result>
+//!     <Error>Provision Failure</Error></SASResponse>
+//! ```
+//! **SecurityStrings**
+//! ```text
+//! → <SASRequest><Version>3.6</Version><Action>SecurityStrings</Action>
+//!     <Id>00112233445566778899aabbccddeeff</Id></SASRequest>
+//! ← <SASResponse><Version>3.6</Version><Result>PASS</Result>
+//!     <SecurityStrings>0123456789;…;9876543210</SecurityStrings>
+//!     <Policies><Policy id="PinLength" section="Security" show="true">4</Policy></Policies>
+//!   </SASResponse>
+//! ```
+//! **TokenIndex** (plain text; the lowest index of the current generation not used yet;
+//! unknown users and users without a device get a stable index from a keyed hash of the
+//! username, so the answer does not tell who exists; `404` when the policy's `token_index`
+//! is off)
+//! ```text
+//! → GET /proxy/TokenIndex?username=alice
+//! ← 200 text/plain: 7
+//! ```
+//! **SSD** (flags are `YES`/`NO`; clients read `YES`/`NO`, `true`/`false` in any case, and
+//! `1`/`0`; a client goes to `http[s]://hostname:port/connectionType/AgentXML`, `https`
+//! when `usingSSL` is `YES`)
+//! ```text
+//! → GET /ssdserver/getServerDetails?id=EDGE
+//! ← <getServerDetailsResponse><responseCode>0</responseCode><SSDetails>
+//!     <hostname>auth.example.com</hostname><port>8443</port><connectionType>proxy</connectionType>
+//!     <usingSSL>YES</usingSSL><pushSupport>NO</pushSupport><local>NO</local><pin>YES</pin>
+//!     <oath>NO</oath></SSDetails></getServerDetailsResponse>
+//! ← <getServerDetailsResponse><responseCode>1</responseCode>
+//!     <error>Error Server, Unknown Server ID</error></getServerDetailsResponse>
+//! ```
 //!
 //! # Security
 //! - Bodies larger than [`MAX_REQUEST_BYTES`] are refused before parsing; `DOCTYPE`
-//!   declarations and unknown entities are refused (no entity expansion at all).
+//!   declarations and unknown entities are refused (no entity expansion at all); attributes
+//!   are refused (requests) or capped (responses) before any duplicate check, so the parse
+//!   cost is linear in the body.
 //! - Error responses never echo the request: they name what is wrong (`Malformed request`,
 //!   `Unknown action`, `Missing field Id`) or give the core's
 //!   [`public_message`](crate::Error::public_message).
-//! - The `Debug` output of every type here redacts codes, provision Ids and strings.
+//! - The `Debug` output of every type here redacts codes, provision Ids, strings and push
+//!   Ids.
+//!
+//! # What it does not do
+//! - No XML Schema validation and no namespace checking: a prefix is dropped, whatever
+//!   namespace it is bound to.
+//! - No push authentication: the push Id is only kept for a push transport to come.
 
 use std::borrow::Cow;
 
@@ -46,6 +144,14 @@ pub const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// Elements nest at most this deep (`SASResponse` / `Policies` / `Policy` needs 3).
 const MAX_DEPTH: usize = 8;
+
+/// Attributes one element may carry (a `Policy` has 3); more is malformed, checked before
+/// any duplicate check so that a start tag with thousands of attributes costs no more than
+/// reading it once.
+pub(crate) const MAX_ATTRIBUTES: usize = 8;
+
+/// Elements one message may hold (a strings response with its policies needs a few dozen).
+pub(crate) const MAX_ELEMENTS: usize = 2048;
 
 /// Longest action name kept in [`AgentXmlError::UnknownAction`].
 const MAX_ACTION_CHARS: usize = 64;
@@ -82,6 +188,27 @@ impl AgentAction {
     }
 }
 
+/// How the request Id element is spelled: clients send `RequestID` or `RequestId`, and the
+/// answer echoes the spelling it received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RequestIdTag {
+    /// `<RequestID>` (Swivel's documents; the default).
+    #[default]
+    Upper,
+    /// `<RequestId>` (as some clients send it).
+    Lower,
+}
+
+impl RequestIdTag {
+    /// The element name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestIdTag::Upper => "RequestID",
+            RequestIdTag::Lower => "RequestId",
+        }
+    }
+}
+
 /// A parsed `<SASRequest>`.
 #[derive(Debug, Clone)]
 pub struct AgentRequest {
@@ -90,6 +217,8 @@ pub struct AgentRequest {
     /// The `RequestID` to echo, when the client sent a valid one (at most 128 printable
     /// ASCII characters).
     pub request_id: Option<String>,
+    /// How the request Id element was (or is to be) spelled.
+    pub request_id_tag: RequestIdTag,
     /// What the client asks for.
     pub action: AgentAction,
 }
@@ -100,6 +229,7 @@ impl AgentRequest {
         Self {
             version: VERSION.to_owned(),
             request_id: None,
+            request_id_tag: RequestIdTag::Upper,
             action,
         }
     }
@@ -172,8 +302,21 @@ pub enum AgentResponse {
 pub struct AgentReply {
     /// The request's `RequestID`, echoed.
     pub request_id: Option<String>,
+    /// The request Id element's spelling, as the request had it.
+    pub request_id_tag: RequestIdTag,
     /// The answer.
     pub response: AgentResponse,
+}
+
+impl AgentReply {
+    /// An answer without a request Id.
+    pub fn new(response: AgentResponse) -> Self {
+        Self {
+            request_id: None,
+            request_id_tag: RequestIdTag::Upper,
+            response,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -189,21 +332,36 @@ fn valid_request_id(raw: &str) -> Option<&str> {
     .then_some(id)
 }
 
+/// The request Id element of a message (either spelling; both at once is malformed).
+fn request_id_of(root: &Node) -> Result<(Option<String>, RequestIdTag), String> {
+    let upper = root.child_text(RequestIdTag::Upper.name())?;
+    let lower = root.child_text(RequestIdTag::Lower.name())?;
+    match (upper, lower) {
+        (Some(_), Some(_)) => Err("duplicate element RequestID".into()),
+        (Some(id), None) => Ok((valid_request_id(id).map(str::to_owned), RequestIdTag::Upper)),
+        (None, Some(id)) => Ok((valid_request_id(id).map(str::to_owned), RequestIdTag::Lower)),
+        (None, None) => Ok((None, RequestIdTag::Upper)),
+    }
+}
+
+/// The request Id to echo and its spelling, with the error when a request was refused.
+type Refusal = (Option<String>, RequestIdTag, AgentXmlError);
+
 /// Reads a request; on error also returns the `RequestID` when it could be read, so that
 /// [`respond`] can echo it.
-fn read_request(body: &[u8]) -> Result<AgentRequest, (Option<String>, AgentXmlError)> {
+fn read_request(body: &[u8]) -> Result<AgentRequest, Refusal> {
+    let bare = |e| (None, RequestIdTag::Upper, e);
     if body.len() > MAX_REQUEST_BYTES {
-        return Err((None, AgentXmlError::TooLarge));
+        return Err(bare(AgentXmlError::TooLarge));
     }
-    let root = parse_tree(body).map_err(|m| (None, AgentXmlError::Malformed(m)))?;
+    let root =
+        parse_tree(body, Attributes::Namespaces).map_err(|m| bare(AgentXmlError::Malformed(m)))?;
     if root.name != "SASRequest" {
-        return Err((None, AgentXmlError::WrongRoot));
+        return Err(bare(AgentXmlError::WrongRoot));
     }
-    let request_id = match root.child_text("RequestID") {
-        Ok(id) => id.and_then(valid_request_id).map(str::to_owned),
-        Err(m) => return Err((None, AgentXmlError::Malformed(m))),
-    };
-    let fail = |e| (request_id.clone(), e);
+    let (request_id, request_id_tag) =
+        request_id_of(&root).map_err(|m| bare(AgentXmlError::Malformed(m)))?;
+    let fail = |e| (request_id.clone(), request_id_tag, e);
     let text = |name| {
         root.child_text(name)
             .map_err(|m| fail(AgentXmlError::Malformed(m)))
@@ -217,7 +375,8 @@ fn read_request(body: &[u8]) -> Result<AgentRequest, (Option<String>, AgentXmlEr
     } else if action.eq_ignore_ascii_case("provision") {
         let username = required("Username")?.to_owned();
         let code = ProvisionCode::new(required("ProvisionCode")?);
-        let device = DeviceInfo::new(text("DeviceModel")?, text("DeviceOS")?, text("AppVersion")?);
+        let device = DeviceInfo::new(text("DeviceModel")?, text("DeviceOS")?, text("AppVersion")?)
+            .with_push_id(text("PushId")?);
         AgentAction::Provision {
             username,
             code,
@@ -238,6 +397,7 @@ fn read_request(body: &[u8]) -> Result<AgentRequest, (Option<String>, AgentXmlEr
     Ok(AgentRequest {
         version,
         request_id,
+        request_id_tag,
         action,
     })
 }
@@ -252,7 +412,7 @@ fn read_request(body: &[u8]) -> Result<AgentRequest, (Option<String>, AgentXmlEr
 /// [`AgentXmlError::MissingField`] (`Action`; `Username` and `ProvisionCode` for
 /// `provision`; `Id` for `SecurityStrings`).
 pub fn parse_request(body: &[u8]) -> Result<AgentRequest, AgentXmlError> {
-    read_request(body).map_err(|(_, e)| e)
+    read_request(body).map_err(|(_, _, e)| e)
 }
 
 /// Renders a `<SASRequest>` (for clients). An invalid `request_id` is left out.
@@ -274,6 +434,7 @@ pub fn render_request(req: &AgentRequest) -> String {
                 ("DeviceModel", &device.model),
                 ("DeviceOS", &device.os),
                 ("AppVersion", &device.app_version),
+                ("PushId", &device.push_id),
             ];
             for (name, value) in fields {
                 if let Some(value) = value {
@@ -284,7 +445,7 @@ pub fn render_request(req: &AgentRequest) -> String {
         AgentAction::SecurityStrings { id } => push_element(&mut out, "Id", id.expose()),
     }
     if let Some(id) = req.request_id.as_deref().and_then(valid_request_id) {
-        push_element(&mut out, "RequestID", id);
+        push_element(&mut out, req.request_id_tag.name(), id);
     }
     out.push_str("</SASRequest>");
     out
@@ -303,7 +464,7 @@ pub fn render_response(reply: &AgentReply) -> String {
     out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><SASResponse>"#);
     push_element(&mut out, "Version", VERSION);
     if let Some(id) = reply.request_id.as_deref().and_then(valid_request_id) {
-        push_element(&mut out, "RequestID", id);
+        push_element(&mut out, reply.request_id_tag.name(), id);
     }
     match &reply.response {
         AgentResponse::Pass => push_element(&mut out, "Result", "PASS"),
@@ -352,14 +513,12 @@ pub fn parse_response(body: &[u8]) -> Result<AgentReply, AgentXmlError> {
     if body.len() > MAX_RESPONSE_BYTES {
         return Err(AgentXmlError::TooLarge);
     }
-    let root = parse_tree(body).map_err(AgentXmlError::Malformed)?;
+    let root = parse_tree(body, Attributes::Few).map_err(AgentXmlError::Malformed)?;
     if root.name != "SASResponse" {
         return Err(AgentXmlError::WrongRoot);
     }
     let text = |name| root.child_text(name).map_err(AgentXmlError::Malformed);
-    let request_id = text("RequestID")?
-        .and_then(valid_request_id)
-        .map(str::to_owned);
+    let (request_id, request_id_tag) = request_id_of(&root).map_err(AgentXmlError::Malformed)?;
     let result = text("Result")?
         .ok_or(AgentXmlError::MissingField("Result"))?
         .trim();
@@ -399,6 +558,7 @@ pub fn parse_response(body: &[u8]) -> Result<AgentReply, AgentXmlError> {
     };
     Ok(AgentReply {
         request_id,
+        request_id_tag,
         response,
     })
 }
@@ -445,15 +605,16 @@ impl std::fmt::Debug for Answer {
 /// Like [`respond`], and says whether the request failed, for hosts that throttle failed
 /// attempts per client.
 pub async fn answer(provisioner: &Provisioner, body: &[u8]) -> Answer {
-    let (request_id, response) = match read_request(body) {
+    let (request_id, request_id_tag, response) = match read_request(body) {
         Ok(req) => {
             let response = dispatch(provisioner, req.action).await;
-            (req.request_id, response)
+            (req.request_id, req.request_id_tag, response)
         }
-        Err((request_id, e)) => {
+        Err((request_id, tag, e)) => {
             tracing::debug!(error = %e, "AgentXML request refused");
             (
                 request_id,
+                tag,
                 AgentResponse::Fail {
                     error: e.public_message(),
                 },
@@ -464,6 +625,7 @@ pub async fn answer(provisioner: &Provisioner, body: &[u8]) -> Answer {
     Answer {
         xml: render_response(&AgentReply {
             request_id,
+            request_id_tag,
             response,
         }),
         failed,
@@ -506,7 +668,18 @@ async fn dispatch(provisioner: &Provisioner, action: AgentAction) -> AgentRespon
 // A small XML tree, enough for flat Swivel messages (shared with `ssd`).
 // ---------------------------------------------------------------------------------------
 
-/// An element: its name, attributes, text (all text and CDATA directly inside it,
+/// Which attributes [`parse_tree`] accepts. Either way an element with more than
+/// [`MAX_ATTRIBUTES`] is malformed, and namespace declarations are read and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attributes {
+    /// Namespace declarations only (`xmlns`, `xmlns:*`): the AgentXML request has none.
+    Namespaces,
+    /// Up to [`MAX_ATTRIBUTES`] of any name (responses: `Policy id section show`).
+    Few,
+}
+
+/// An element: its local name (any namespace prefix removed), attributes (local names,
+/// namespace declarations left out), text (all text and CDATA directly inside it,
 /// unescaped) and child elements.
 #[derive(Debug, Default)]
 pub(crate) struct Node {
@@ -569,12 +742,17 @@ pub(crate) fn push_element(out: &mut String, name: &str, text: &str) {
     out.push('>');
 }
 
-/// Parses a whole document into its root element. Errors describe the problem and its
+/// Parses a whole document into its root element. Names are matched by local name, so
+/// `<ns:SASRequest xmlns:ns="…">` reads as `SASRequest`. Errors describe the problem and its
 /// byte position, never the input.
-pub(crate) fn parse_tree(body: &[u8]) -> Result<Node, String> {
+///
+/// Cost is linear in the body: at most [`MAX_ELEMENTS`] elements and [`MAX_ATTRIBUTES`]
+/// attributes each, counted before duplicates are looked for.
+pub(crate) fn parse_tree(body: &[u8], allowed: Attributes) -> Result<Node, String> {
     let mut reader = Reader::from_reader(body);
     let mut stack: Vec<Node> = Vec::new();
     let mut root: Option<Node> = None;
+    let mut elements = 0usize;
     let malformed = |reader: &Reader<&[u8]>, what: &str| {
         format!(
             "{what} at byte {}",
@@ -598,12 +776,17 @@ pub(crate) fn parse_tree(body: &[u8]) -> Result<Node, String> {
             Event::Start(_) | Event::Empty(_) if stack.len() >= MAX_DEPTH => {
                 return Err(malformed(&reader, "elements nested too deep"));
             }
+            Event::Start(_) | Event::Empty(_) if elements >= MAX_ELEMENTS => {
+                return Err(malformed(&reader, "too many elements"));
+            }
             Event::Start(e) => {
-                let node = open_node(&reader, &e).map_err(|w| malformed(&reader, w))?;
+                elements += 1;
+                let node = open_node(&reader, &e, allowed).map_err(|w| malformed(&reader, w))?;
                 stack.push(node);
             }
             Event::Empty(e) => {
-                let node = open_node(&reader, &e).map_err(|w| malformed(&reader, w))?;
+                elements += 1;
+                let node = open_node(&reader, &e, allowed).map_err(|w| malformed(&reader, w))?;
                 stack.push(node);
                 close(&mut stack, &mut root);
             }
@@ -656,15 +839,34 @@ pub(crate) fn parse_tree(body: &[u8]) -> Result<Node, String> {
     }
 }
 
-/// A new element from its start tag.
-fn open_node(reader: &Reader<&[u8]>, e: &BytesStart<'_>) -> Result<Node, &'static str> {
-    let name = std::str::from_utf8(e.name().as_ref())
+/// A new element from its start tag. Attributes are counted as they are read (quick-xml's
+/// own duplicate check is quadratic, so it is off) and checked for duplicates only once
+/// there are at most [`MAX_ATTRIBUTES`].
+fn open_node(
+    reader: &Reader<&[u8]>,
+    e: &BytesStart<'_>,
+    allowed: Attributes,
+) -> Result<Node, &'static str> {
+    let name = std::str::from_utf8(e.local_name().as_ref())
         .map_err(|_| "invalid UTF-8")?
         .to_owned();
+    let mut seen: Vec<Vec<u8>> = Vec::new();
     let mut attrs = Vec::new();
-    for attr in e.attributes().with_checks(true) {
+    for attr in e.attributes().with_checks(false) {
         let attr = attr.map_err(|_| "malformed attribute")?;
-        let key = std::str::from_utf8(attr.key.as_ref())
+        if seen.len() >= MAX_ATTRIBUTES {
+            return Err("too many attributes");
+        }
+        let key = attr.key.as_ref();
+        let namespace = key == b"xmlns" || key.starts_with(b"xmlns:");
+        if !namespace && allowed == Attributes::Namespaces {
+            return Err("attributes are not allowed");
+        }
+        seen.push(key.to_vec());
+        if namespace {
+            continue;
+        }
+        let key = std::str::from_utf8(attr.key.local_name().as_ref())
             .map_err(|_| "invalid UTF-8")?
             .to_owned();
         let value = attr
@@ -672,6 +874,11 @@ fn open_node(reader: &Reader<&[u8]>, e: &BytesStart<'_>) -> Result<Node, &'stati
             .map_err(|_| "malformed attribute value")?
             .into_owned();
         attrs.push((key, value));
+    }
+    for (i, key) in seen.iter().enumerate() {
+        if seen[..i].contains(key) {
+            return Err("duplicate attribute");
+        }
     }
     Ok(Node {
         name,
@@ -930,16 +1137,186 @@ mod tests {
     }
 
     #[test]
+    fn namespaced_root_and_children_are_read_by_local_name() {
+        let body = r#"<?xml version="1.0"?><ns:SASRequest xmlns:ns="urn:swivel" xmlns="urn:d">
+            <ns:Version>3.6</ns:Version><ns:Action>provision</ns:Action>
+            <Username>alice</Username><ns:ProvisionCode>1234567890</ns:ProvisionCode>
+            </ns:SASRequest>"#;
+        let req = parse_request(body.as_bytes()).unwrap();
+        let AgentAction::Provision { username, code, .. } = req.action else {
+            panic!("{:?}", req.action)
+        };
+        assert_eq!((username.as_str(), code.expose()), ("alice", CODE));
+        // The same element under two prefixes is still given twice.
+        let twice = r#"<a:SASRequest xmlns:a="u" xmlns:b="u"><a:Action>ping</a:Action><b:Action>ping</b:Action></a:SASRequest>"#;
+        assert!(matches!(
+            parse_request(twice.as_bytes()),
+            Err(AgentXmlError::Malformed(_))
+        ));
+        let response = r#"<x:SASResponse xmlns:x="u"><x:Result>PASS</x:Result><x:Id>00112233445566778899aabbccddeeff</x:Id></x:SASResponse>"#;
+        assert!(matches!(
+            parse_response(response.as_bytes()).unwrap().response,
+            AgentResponse::Provisioned { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn request_id_is_echoed_in_the_spelling_received() {
+        let (p, _) = provisioner(Policy::default());
+        for (tag, other) in [("RequestID", "RequestId"), ("RequestId", "RequestID")] {
+            let body = format!("<SASRequest><Action>ping</Action><{tag}>r-7</{tag}></SASRequest>");
+            let req = parse_request(body.as_bytes()).unwrap();
+            assert_eq!(req.request_id.as_deref(), Some("r-7"));
+            assert_eq!(req.request_id_tag.name(), tag);
+            assert!(render_request(&req).contains(&format!("<{tag}>r-7</{tag}>")));
+            let xml = respond(&p, body.as_bytes()).await;
+            assert!(xml.contains(&format!("<{tag}>r-7</{tag}>")), "{xml}");
+            assert!(!xml.contains(other), "{xml}");
+            let reply = parse_response(xml.as_bytes()).unwrap();
+            assert_eq!(
+                (reply.request_id.as_deref(), reply.request_id_tag.name()),
+                (Some("r-7"), tag)
+            );
+            // Refused requests echo it the same way.
+            let bad = format!("<SASRequest><Action>nope</Action><{tag}>r-8</{tag}></SASRequest>");
+            let xml = respond(&p, bad.as_bytes()).await;
+            assert!(xml.contains(&format!("<{tag}>r-8</{tag}>")), "{xml}");
+        }
+        let both = "<SASRequest><Action>ping</Action><RequestID>a</RequestID><RequestId>b</RequestId></SASRequest>";
+        assert!(matches!(
+            parse_request(both.as_bytes()),
+            Err(AgentXmlError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn push_id_and_device_fields_are_read_and_rendered() {
+        let body = "<SASRequest><Action>provision</Action><Username>alice</Username>\
+            <ProvisionCode>1234567890</ProvisionCode><DeviceOS>iOS 18</DeviceOS>\
+            <DeviceModel>iPhone</DeviceModel><AppVersion>5.0</AppVersion><PushId>apns-abc</PushId></SASRequest>";
+        let AgentAction::Provision { device, .. } = parse_request(body.as_bytes()).unwrap().action
+        else {
+            panic!()
+        };
+        assert_eq!(device.os.as_deref(), Some("iOS 18"));
+        assert_eq!(device.model.as_deref(), Some("iPhone"));
+        assert_eq!(device.app_version.as_deref(), Some("5.0"));
+        assert_eq!(device.push_id.as_deref(), Some("apns-abc"));
+        let req = AgentRequest::new(AgentAction::Provision {
+            username: "alice".into(),
+            code: ProvisionCode::new(CODE),
+            device: device.clone(),
+        });
+        let xml = render_request(&req);
+        assert!(
+            xml.contains("<PushId>apns-abc</PushId>")
+                && xml.contains("<DeviceOS>iOS 18</DeviceOS>"),
+            "{xml}"
+        );
+        let AgentAction::Provision { device: back, .. } = reparse(&req).action else {
+            panic!()
+        };
+        assert_eq!(back, device);
+    }
+
+    #[tokio::test]
+    async fn push_id_and_os_are_kept_with_the_device() {
+        let mut policy = Policy::default();
+        policy.log_device_info = true;
+        let (p, outbox) = provisioner(policy);
+        p.request_provision(&alice(), Origin::Admin).await.unwrap();
+        let code = outbox.last_code_for(&alice()).unwrap();
+        let body = format!(
+            "<SASRequest><Action>provision</Action><Username>alice</Username>\
+             <ProvisionCode>{}</ProvisionCode><DeviceOS>Android 15</DeviceOS><PushId>fcm-1</PushId></SASRequest>",
+            code.expose()
+        );
+        assert!(!answer(&p, body.as_bytes()).await.failed);
+        let info = p
+            .status(&alice())
+            .await
+            .unwrap()
+            .device
+            .unwrap()
+            .info
+            .unwrap();
+        assert_eq!(
+            (info.os.as_deref(), info.push_id.as_deref()),
+            (Some("Android 15"), Some("fcm-1"))
+        );
+    }
+
+    #[test]
+    fn attributes_are_refused_on_requests_and_capped_on_responses() {
+        // The attack: ~9,700 attributes in 64 KiB.
+        let body = crate::testing::many_attributes_request();
+        assert!(
+            body.len() <= MAX_REQUEST_BYTES
+                && body.windows(3).filter(|w| w == b"=\"\"").count() > 9_000
+        );
+        let e = parse_request(&body).unwrap_err();
+        assert_eq!(e.public_message(), "Malformed request");
+        // Even one attribute is refused; namespace declarations are not.
+        for one in [
+            "<SASRequest id=\"1\"><Action>ping</Action></SASRequest>",
+            "<SASRequest><Action kind=\"x\">ping</Action></SASRequest>",
+        ] {
+            assert!(
+                matches!(
+                    parse_request(one.as_bytes()),
+                    Err(AgentXmlError::Malformed(_))
+                ),
+                "{one}"
+            );
+        }
+        assert!(
+            parse_request(
+                b"<SASRequest xmlns=\"u\" xmlns:p=\"v\"><Action>ping</Action></SASRequest>"
+            )
+            .is_ok()
+        );
+        // Namespace declarations are capped too.
+        let many_ns: String = (0..9).map(|i| format!(" xmlns:n{i}=\"u\"")).collect();
+        let body = format!("<SASRequest{many_ns}><Action>ping</Action></SASRequest>");
+        assert!(matches!(
+            parse_request(body.as_bytes()),
+            Err(AgentXmlError::Malformed(_))
+        ));
+        // Responses keep their few attributes, but not thousands, nor duplicates.
+        let attrs: String = (0..9_000).map(|i| format!(" a{i}=\"\"")).collect();
+        let body = format!("<SASResponse{attrs}><Result>PASS</Result></SASResponse>");
+        assert!(matches!(
+            parse_response(body.as_bytes()),
+            Err(AgentXmlError::Malformed(_))
+        ));
+        let dup = "<SASResponse><Result>PASS</Result><SecurityStrings>x</SecurityStrings>\
+                   <Policies><Policy id=\"a\" id=\"b\">v</Policy></Policies></SASResponse>";
+        assert!(
+            matches!(parse_response(dup.as_bytes()), Err(AgentXmlError::Malformed(m)) if m.contains("duplicate attribute"))
+        );
+        // And a body of many tiny elements stops at the element cap.
+        let many = format!(
+            "<SASRequest>{}</SASRequest>",
+            "<a/>".repeat(MAX_ELEMENTS + 1)
+        );
+        assert!(
+            matches!(parse_request(many.as_bytes()), Err(AgentXmlError::Malformed(m)) if m.contains("too many elements"))
+        );
+    }
+
+    #[test]
     fn response_round_trips() {
         let reply = reparse_reply(&AgentReply {
             request_id: Some("r1".into()),
-            response: AgentResponse::Pass,
+            request_id_tag: RequestIdTag::Upper,
+            ..AgentReply::new(AgentResponse::Pass)
         });
         assert_eq!(reply.request_id.as_deref(), Some("r1"));
         assert!(matches!(reply.response, AgentResponse::Pass));
 
         let reply = reparse_reply(&AgentReply {
             request_id: None,
+            request_id_tag: RequestIdTag::Upper,
             response: AgentResponse::Provisioned {
                 id: ProvisionId::new(ID),
             },
@@ -967,6 +1344,7 @@ mod tests {
         ];
         let xml = render_response(&AgentReply {
             request_id: None,
+            request_id_tag: RequestIdTag::Upper,
             response: AgentResponse::Strings {
                 strings: strings.clone(),
                 policies: policies.clone(),
@@ -988,6 +1366,7 @@ mod tests {
 
         let xml = render_response(&AgentReply {
             request_id: Some("r2".into()),
+            request_id_tag: RequestIdTag::Upper,
             response: AgentResponse::Fail {
                 error: "No <user> & \"co\"\u{0}".into(),
             },
@@ -1044,6 +1423,7 @@ mod tests {
                 "{:?}",
                 AgentReply {
                     request_id: None,
+                    request_id_tag: RequestIdTag::Upper,
                     response: AgentResponse::Provisioned {
                         id: ProvisionId::new(ID)
                     }
@@ -1053,6 +1433,7 @@ mod tests {
                 "{:?}",
                 AgentReply {
                     request_id: None,
+                    request_id_tag: RequestIdTag::Upper,
                     response: AgentResponse::Strings {
                         strings,
                         policies: vec![]
@@ -1102,6 +1483,7 @@ mod tests {
             } else {
                 render_response(&AgentReply {
                     request_id: Some("r".into()),
+                    request_id_tag: RequestIdTag::Upper,
                     response: AgentResponse::Strings {
                         strings: SecurityStrings::from_wire(1, &wire_strings()).unwrap(),
                         policies: vec![MobilePolicy { id: "i".into(), section: "s".into(), show: true, value: "v".into() }],

@@ -69,11 +69,11 @@ pub use provisioner::{
 };
 pub use record::{Device, Origin, PendingCode, ProvisionRecord};
 pub use settings::SettingsStore;
-pub use site::{ServerSettings, SiteAdmin, SiteDirectory};
+pub use site::{CONTEXTS, ServerSettings, SiteAdmin, SiteDirectory};
 pub use store::{CodeStore, RecordKey, UpdateStep, Updated};
 pub use strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, one_time_code};
 pub use transport::{ProvisionLinks, ProvisionMessage, QrImage, Transport};
-pub use types::{Channel, Destination, DeviceInfo, Pin, SiteId, Username};
+pub use types::{Channel, Destination, DeviceInfo, Pin, Purpose, SiteId, Username};
 pub use users::{UserAdmin, UserEntry, UserRepository};
 
 /// mockall mocks of every trait (feature `mock`).

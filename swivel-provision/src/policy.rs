@@ -215,6 +215,12 @@ pub struct Policy {
     pub site_id: Option<SiteId>,
     /// Mobile-client policies sent with the security strings.
     pub mobile_policies: Vec<MobilePolicy>,
+    /// Answer `{context}/TokenIndex` (the next index a device should use; default Yes).
+    pub token_index: bool,
+    /// Send provision code as security string (Swivel default: No): the code goes to the
+    /// user's security-string destination instead of the alert one (each falls back to the
+    /// other when the user has none with a transport).
+    pub provision_code_as_security_string: bool,
 }
 
 impl Default for Policy {
@@ -233,6 +239,8 @@ impl Default for Policy {
             links: LinkTemplates::default(),
             site_id: None,
             mobile_policies: Vec::new(),
+            token_index: true,
+            provision_code_as_security_string: false,
         }
     }
 }
@@ -339,6 +347,8 @@ impl Policy {
         "links.getsettings",
         "links.complete",
         "site_id",
+        "token_index",
+        "provision_code_as_security_string",
     ];
 
     /// Provision code validity period in seconds.
@@ -476,6 +486,11 @@ impl Policy {
                     })?)
                 }
             }
+            "token_index" => next.token_index = parse_bool("token_index", value)?,
+            "provision_code_as_security_string" => {
+                next.provision_code_as_security_string =
+                    parse_bool("provision_code_as_security_string", value)?
+            }
             _ => {
                 return Err(PolicyError {
                     setting: "policy",
@@ -521,6 +536,8 @@ impl Policy {
                 .as_ref()
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
+            "token_index" => yes_no(self.token_index),
+            "provision_code_as_security_string" => yes_no(self.provision_code_as_security_string),
             _ => return None,
         })
     }
@@ -631,5 +648,19 @@ mod tests {
         for k in Policy::KEYS {
             assert!(p.get(k).is_some(), "{k}");
         }
+    }
+
+    #[test]
+    fn token_index_switch_defaults_on() {
+        assert!(Policy::default().token_index);
+        let old: Policy = serde_json::from_str(r#"{"log_device_info": true}"#).unwrap();
+        assert!(
+            old.token_index,
+            "policies saved before the switch keep TokenIndex on"
+        );
+        let mut p = Policy::default();
+        p.set("token_index", "No").unwrap();
+        assert!(!p.token_index);
+        assert_eq!(p.get("token_index").unwrap(), "No");
     }
 }

@@ -24,7 +24,7 @@ use crate::state::{self, Purge, Redeem};
 use crate::store::{CodeStore, RecordKey, UpdateStep, Updated};
 use crate::strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, otc_eq, split_otc};
 use crate::transport::{ProvisionLinks, ProvisionMessage, Transport};
-use crate::types::{Channel, Destination, DeviceInfo, Pin, SiteId, Username};
+use crate::types::{Channel, Destination, DeviceInfo, Pin, Purpose, SiteId, Username};
 use crate::users::{UserEntry, UserRepository};
 
 /// Compare-and-swap attempts before [`Error::Contention`] (purging).
@@ -463,14 +463,33 @@ impl Provisioner {
         Ok(self.inner.users.find_user(username).await?)
     }
 
-    fn route(&self, user: &UserEntry) -> Option<(Destination, Arc<dyn Transport>)> {
-        user.destinations.iter().find_map(|d| {
+    /// Where the provision code goes: the user's first destination with a transport whose
+    /// purpose is the one the policy names (`provision_code_as_security_string`: the
+    /// security-string transport, else the alert transport), and failing that the first
+    /// other one with a transport.
+    fn route(
+        &self,
+        user: &UserEntry,
+        policy: &Policy,
+    ) -> Option<(Destination, Arc<dyn Transport>)> {
+        let wanted = if policy.provision_code_as_security_string {
+            Purpose::SecurityString
+        } else {
+            Purpose::Alert
+        };
+        let with_transport = |d: &Destination| {
             self.inner
                 .transports
                 .iter()
                 .find(|(c, _)| *c == d.channel)
                 .map(|(_, t)| (d.clone(), t.clone()))
-        })
+        };
+        let mut ordered = user
+            .destinations
+            .iter()
+            .filter(|d| d.purpose == wanted)
+            .chain(user.destinations.iter().filter(|d| d.purpose != wanted));
+        ordered.find_map(with_transport)
     }
 
     fn message(
@@ -558,7 +577,7 @@ impl Provisioner {
                 username: username.to_string(),
             });
         };
-        let Some((destination, transport)) = self.route(&user) else {
+        let Some((destination, transport)) = self.route(&user, &policy) else {
             return Err(Error::NoSuitableTransport {
                 username: username.to_string(),
             });
@@ -694,7 +713,16 @@ impl Provisioner {
             code_hash: self.inner.key.code_hash(username.as_str(), code),
             well_formed: code.fits(&policy.code),
             new_device: self.inner.key.id_hash(&id),
-            info: (policy.log_device_info && !device.is_empty()).then_some(device),
+            info: {
+                // The push Id is always kept (a push transport needs it); the rest only when
+                // the policy logs device information.
+                let kept = if policy.log_device_info {
+                    device
+                } else {
+                    device.push_only()
+                };
+                (!kept.is_empty()).then_some(kept)
+            },
         };
         let now = self.now();
         let (name, step_presented, step_policy) =
@@ -716,7 +744,7 @@ impl Provisioner {
         let Some((cause, burned, locked)) = outcome else {
             self.emit(ProvisionEvent::Provisioned {
                 username: username.clone(),
-                device: presented.info,
+                device: presented.info.filter(|_| policy.log_device_info),
             });
             return Ok(id);
         };
@@ -863,6 +891,36 @@ impl Provisioner {
             });
             Err(Error::OtcRejected)
         }
+    }
+
+    /// The index (1–99) the user's device should use next (Swivel's `TokenIndex`): the
+    /// lowest unused one of the current generation ([`state::next_index`]). `None` when
+    /// the policy's `token_index` is off.
+    ///
+    /// No enumeration: for an unknown user, a user without a device or strings, or a spent
+    /// generation, the answer is a well-formed index derived from a keyed hash of the
+    /// username (the same one every time), after the same store read and hash, so the
+    /// answer's shape does not tell who exists. A blank or malformed username gets the same
+    /// kind of answer without the store read.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn token_index(&self, username: &str) -> Result<Option<u8>> {
+        if !self.policy().token_index {
+            return Ok(None);
+        }
+        let mac = self
+            .inner
+            .key
+            .derive("token-index decoy v1", &[username.as_bytes()]);
+        let decoy = (u16::from_be_bytes([mac[0], mac[1]]) % 99) as u8 + 1;
+        let record = match Username::parse(username) {
+            Ok(user) => self.inner.store.load(&user).await?,
+            Err(_) => None,
+        };
+        Ok(Some(
+            record.as_ref().and_then(state::next_index).unwrap_or(decoy),
+        ))
     }
 
     /// The user's status: nothing, a pending code until T, a device provisioned at T, or

@@ -4,16 +4,19 @@
 //! ```text
 //! <?xml version="1.0" encoding="UTF-8"?><getServerDetailsResponse>
 //!   <responseCode>0</responseCode><SSDetails><hostname>auth.example.com</hostname>
-//!   <port>8443</port><connectionType>pinsafe</connectionType><usingSSL>true</usingSSL>
-//!   <pushSupport>false</pushSupport><local>false</local><pin>true</pin><oath>false</oath>
+//!   <port>8443</port><connectionType>proxy</connectionType><usingSSL>YES</usingSSL>
+//!   <pushSupport>NO</pushSupport><local>NO</local><pin>YES</pin><oath>NO</oath>
 //!   </SSDetails></getServerDetailsResponse>
 //! ```
+//!
+//! The five flags are written `YES`/`NO`, as Swivel writes them and as clients compare
+//! them; [`parse_server_details`] reads `YES`/`NO`, `true`/`false` (any case) and `1`/`0`.
 //!
 //! On error: `<responseCode>1</responseCode><error>Error Server, Unknown Server ID</error>`
 //! and no `SSDetails`.
 
 use crate::Provisioner;
-use crate::agentxml::{Node, parse_tree, push_element};
+use crate::agentxml::{Attributes, Node, parse_tree, push_element};
 use crate::error::Error;
 use crate::site::ServerSettings;
 use crate::types::SiteId;
@@ -56,7 +59,7 @@ pub fn render_server_details(result: Result<&ServerSettings, &Error>) -> String 
                 ("oath", s.oath),
             ];
             for (name, value) in flags {
-                push_element(&mut out, name, if value { "true" } else { "false" });
+                push_element(&mut out, name, if value { "YES" } else { "NO" });
             }
             out.push_str("</SSDetails>");
         }
@@ -79,7 +82,7 @@ pub fn parse_server_details(body: &[u8]) -> Result<ServerSettings, SsdError> {
     if body.len() > MAX_RESPONSE_BYTES {
         return Err(SsdError::Malformed("response too large".into()));
     }
-    let root = parse_tree(body).map_err(SsdError::Malformed)?;
+    let root = parse_tree(body, Attributes::Few).map_err(SsdError::Malformed)?;
     if root.name != "getServerDetailsResponse" {
         return Err(SsdError::Malformed("wrong root element".into()));
     }
@@ -108,11 +111,10 @@ pub fn parse_server_details(body: &[u8]) -> Result<ServerSettings, SsdError> {
         .ok_or_else(|| missing("SSDetails"))?;
     let defaults = ServerSettings::default();
     let flag = |name: &'static str, default: bool| -> Result<bool, SsdError> {
-        match text(details, name)?.map(str::trim) {
+        match text(details, name)?.map(parse_flag) {
             None => Ok(default),
-            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
-            Some(_) => Err(SsdError::Malformed(format!("{name} is not true or false"))),
+            Some(Some(v)) => Ok(v),
+            Some(None) => Err(SsdError::Malformed(format!("{name} is not YES or NO"))),
         }
     };
     let hostname = text(details, "hostname")?
@@ -138,6 +140,25 @@ pub fn parse_server_details(body: &[u8]) -> Result<ServerSettings, SsdError> {
         pin: flag("pin", defaults.pin)?,
         oath: flag("oath", defaults.oath)?,
     })
+}
+
+/// An SSD flag as clients read it: `YES`/`NO` (Swivel's form), `true`/`false` in any case,
+/// or `1`/`0`, blanks around it ignored; `None` for anything else.
+pub fn parse_flag(value: &str) -> Option<bool> {
+    let v = value.trim();
+    if ["yes", "true", "1"]
+        .iter()
+        .any(|t| v.eq_ignore_ascii_case(t))
+    {
+        Some(true)
+    } else if ["no", "false", "0"]
+        .iter()
+        .any(|f| v.eq_ignore_ascii_case(f))
+    {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 fn text<'a>(node: &'a Node, name: &str) -> Result<Option<&'a str>, SsdError> {
@@ -201,8 +222,8 @@ mod tests {
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><getServerDetailsResponse><responseCode>0</responseCode>\
              <SSDetails><hostname>auth.example.com</hostname><port>8443</port>\
-             <connectionType>pinsafe</connectionType><usingSSL>true</usingSSL>\
-             <pushSupport>false</pushSupport><local>true</local><pin>false</pin><oath>true</oath>\
+             <connectionType>pinsafe</connectionType><usingSSL>YES</usingSSL>\
+             <pushSupport>NO</pushSupport><local>YES</local><pin>NO</pin><oath>YES</oath>\
              </SSDetails></getServerDetailsResponse>"
         );
         assert_eq!(parse_server_details(xml.as_bytes()).unwrap(), settings());
@@ -212,6 +233,55 @@ mod tests {
         let xml = render_server_details(Ok(&odd));
         assert!(xml.contains("<hostname>h&lt;&amp;&gt;</hostname>"), "{xml}");
         assert_eq!(parse_server_details(xml.as_bytes()).unwrap(), odd);
+    }
+
+    #[test]
+    fn flags_parse_in_every_form_clients_meet() {
+        for (v, want) in [
+            ("YES", true),
+            ("yes", true),
+            (" Yes ", true),
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("NO", false),
+            ("no", false),
+            ("False", false),
+            ("0", false),
+        ] {
+            assert_eq!(parse_flag(v), Some(want), "{v}");
+            let xml = format!(
+                "<getServerDetailsResponse><responseCode>0</responseCode><SSDetails>\
+                 <hostname>h</hostname><port>1</port><usingSSL>{v}</usingSSL><pushSupport>{v}</pushSupport>\
+                 <local>{v}</local><pin>{v}</pin><oath>{v}</oath></SSDetails></getServerDetailsResponse>"
+            );
+            let s = parse_server_details(xml.as_bytes()).unwrap();
+            assert_eq!(
+                [s.using_ssl, s.push_support, s.local, s.pin, s.oath],
+                [want; 5],
+                "{v}"
+            );
+        }
+        for bad in ["", "Y", "N", "yess", "2", "on"] {
+            assert_eq!(parse_flag(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn namespaced_and_attribute_heavy_answers() {
+        let xml = "<s:getServerDetailsResponse xmlns:s=\"urn:x\"><s:responseCode>0</s:responseCode>\
+                   <s:SSDetails><s:hostname>h</s:hostname><s:port>443</s:port><s:usingSSL>YES</s:usingSSL>\
+                   </s:SSDetails></s:getServerDetailsResponse>";
+        let s = parse_server_details(xml.as_bytes()).unwrap();
+        assert_eq!((s.hostname.as_str(), s.port, s.using_ssl), ("h", 443, true));
+        let attrs: String = (0..9).map(|i| format!(" a{i}=\"\"")).collect();
+        let xml = format!(
+            "<getServerDetailsResponse{attrs}><responseCode>0</responseCode></getServerDetailsResponse>"
+        );
+        assert!(matches!(
+            parse_server_details(xml.as_bytes()),
+            Err(SsdError::Malformed(m)) if m.contains("too many attributes")
+        ));
     }
 
     #[test]

@@ -245,6 +245,17 @@ pub fn otc_allowed(current: &ProvisionRecord, index: u8, max_failures: u8) -> bo
         && device.used_indices & (1u128 << index) == 0
 }
 
+/// The index (1–99) a device should use next (Swivel's `TokenIndex`): the lowest one of the
+/// current generation not used yet. `None` when there is no device, no strings were
+/// downloaded yet, or every index of the generation is spent.
+pub fn next_index(current: &ProvisionRecord) -> Option<u8> {
+    let device = current.device.as_ref()?;
+    if device.generation == 0 {
+        return None;
+    }
+    (1..STRINGS_PER_SET as u8).find(|i| device.used_indices & (1u128 << i) == 0)
+}
+
 /// Records a checked one-time code for `username` (`correct` only when
 /// [`otc_allowed`] and the code matched). An allowed index is spent whether the code was
 /// right or wrong (so each guess costs the attacker a string) and the run of wrong codes
@@ -646,6 +657,30 @@ mod tests {
         // A code for a name without a record makes one and counts the failure.
         let (fresh, locked) = record_otc(None, &user(), 7, false, t0(), &p);
         assert_eq!((fresh.version, fresh.failures, locked), (1, 1, false));
+    }
+
+    #[test]
+    fn next_index_is_the_lowest_unused_of_the_generation() {
+        let p = Policy::default();
+        let r = provision(&admin_request(None, 1, &p).unwrap(), 1, 9);
+        assert_eq!(next_index(&r), None, "no strings yet");
+        assert_eq!(next_index(&ProvisionRecord::new(user())), None, "no device");
+        let mut r = download(&r).unwrap();
+        assert_eq!(next_index(&r), Some(1));
+        r = record_otc(Some(&r), &user(), 1, true, t0(), &p).0;
+        r = record_otc(Some(&r), &user(), 3, false, t0(), &p).0;
+        assert_eq!(next_index(&r), Some(2));
+        r = record_otc(Some(&r), &user(), 2, true, t0(), &p).0;
+        assert_eq!(next_index(&r), Some(4));
+        for i in 4..100 {
+            r = record_otc(Some(&r), &user(), i, true, t0(), &p).0;
+        }
+        assert_eq!(next_index(&r), None, "every index spent");
+        assert_eq!(
+            next_index(&download(&r).unwrap()),
+            Some(1),
+            "a new generation starts over"
+        );
     }
 
     #[test]

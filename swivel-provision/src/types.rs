@@ -198,7 +198,26 @@ impl std::str::FromStr for Channel {
     }
 }
 
-/// Where a user receives messages: a channel and an address on it.
+/// Which of a user's two transports a destination is, as Swivel has them: the *alert*
+/// transport (messages such as provision codes) and the *security string* transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// The alert transport (every destination saved before purposes existed).
+    #[default]
+    Alert,
+    /// The security string transport.
+    SecurityString,
+}
+
+impl Purpose {
+    fn is_alert(&self) -> bool {
+        *self == Purpose::Alert
+    }
+}
+
+/// Where a user receives messages: a channel, an address on it, and which of the user's
+/// transports it is ([`Purpose`]).
 ///
 /// The address is checked only for being non-empty, at most 320 bytes and free of control
 /// characters; transports check it fully (email syntax, E.164) before they send anything.
@@ -208,6 +227,9 @@ pub struct Destination {
     pub channel: Channel,
     /// The address on that channel.
     pub address: String,
+    /// Alert or security-string transport (default alert; left out of the JSON then).
+    #[serde(default, skip_serializing_if = "Purpose::is_alert")]
+    pub purpose: Purpose,
 }
 
 impl Destination {
@@ -223,7 +245,14 @@ impl Destination {
         Ok(Self {
             channel,
             address: address.to_owned(),
+            purpose: Purpose::Alert,
         })
+    }
+
+    /// The same destination as the user's security-string transport.
+    pub fn for_security_strings(mut self) -> Self {
+        self.purpose = Purpose::SecurityString;
+        self
     }
 
     /// An email destination.
@@ -245,13 +274,20 @@ impl fmt::Display for Destination {
 
 impl fmt::Debug for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Destination({}:{})", self.channel, self.address)
+        match self.purpose {
+            Purpose::Alert => write!(f, "Destination({}:{})", self.channel, self.address),
+            Purpose::SecurityString => {
+                write!(f, "Destination({}:{}, strings)", self.channel, self.address)
+            }
+        }
     }
 }
 
-/// What a device says about itself when it provisions. Kept and logged only when the
-/// policy's `log_device_info` is on. Each field is cut to 128 characters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a device says about itself when it provisions. Model, OS and app version are kept
+/// and logged only when the policy's `log_device_info` is on; the push Id is always kept (a
+/// push transport needs it) and never logged. Each field is cut to 128 characters, the
+/// push Id to [`DeviceInfo::MAX_PUSH_ID_CHARS`].
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     /// Device model, e.g. `Pixel 8`.
     pub model: Option<String>,
@@ -259,33 +295,73 @@ pub struct DeviceInfo {
     pub os: Option<String>,
     /// Client application version.
     pub app_version: Option<String>,
+    /// The push notification Id the client sent (`PushId`): not shown by `Debug` or
+    /// `Display`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_id: Option<String>,
+}
+
+impl fmt::Debug for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceInfo")
+            .field("model", &self.model)
+            .field("os", &self.os)
+            .field("app_version", &self.app_version)
+            .field("push_id", &self.push_id.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 impl DeviceInfo {
     /// Builds device information, cutting each field to 128 characters and dropping control
     /// characters and empty fields.
     pub fn new(model: Option<&str>, os: Option<&str>, app_version: Option<&str>) -> Self {
-        fn clean(v: Option<&str>) -> Option<String> {
-            let s: String = v?
-                .chars()
-                .filter(|c| !c.is_control() && !is_bidi_or_separator(*c))
-                .take(128)
-                .collect::<String>()
-                .trim()
-                .to_owned();
-            (!s.is_empty()).then_some(s)
-        }
         Self {
-            model: clean(model),
-            os: clean(os),
-            app_version: clean(app_version),
+            model: clean(model, 128),
+            os: clean(os, 128),
+            app_version: clean(app_version, 128),
+            push_id: None,
+        }
+    }
+
+    /// Longest push Id kept (push service tokens run to a few hundred characters).
+    pub const MAX_PUSH_ID_CHARS: usize = 512;
+
+    /// The same device information with a push Id (cut to
+    /// [`DeviceInfo::MAX_PUSH_ID_CHARS`], control characters dropped; blank is none).
+    pub fn with_push_id(mut self, push_id: Option<&str>) -> Self {
+        self.push_id = clean(push_id, Self::MAX_PUSH_ID_CHARS);
+        self
+    }
+
+    /// Only what is kept when the policy does not log device information: the push Id.
+    pub fn push_only(&self) -> Self {
+        Self {
+            push_id: self.push_id.clone(),
+            ..Self::default()
         }
     }
 
     /// Whether no field is set.
     pub fn is_empty(&self) -> bool {
-        self.model.is_none() && self.os.is_none() && self.app_version.is_none()
+        self.model.is_none()
+            && self.os.is_none()
+            && self.app_version.is_none()
+            && self.push_id.is_none()
     }
+}
+
+/// A device field: control characters dropped, cut to `max` characters, trimmed; blank is
+/// none.
+fn clean(v: Option<&str>, max: usize) -> Option<String> {
+    let s: String = v?
+        .chars()
+        .filter(|c| !c.is_control() && !is_bidi_or_separator(*c))
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    (!s.is_empty()).then_some(s)
 }
 
 impl fmt::Display for DeviceInfo {
@@ -399,5 +475,30 @@ mod tests {
         assert_eq!(d.model.as_deref().map(str::len), Some(128));
         assert_eq!(d.os, None);
         assert_eq!(DeviceInfo::default().to_string(), "unknown device");
+    }
+
+    #[test]
+    fn push_id_is_kept_cut_and_hidden() {
+        let token = "t".repeat(600);
+        let d = DeviceInfo::new(Some("Pixel"), None, None).with_push_id(Some(&token));
+        assert_eq!(
+            d.push_id.as_deref().map(str::len),
+            Some(DeviceInfo::MAX_PUSH_ID_CHARS)
+        );
+        assert!(!d.is_empty());
+        let only = d.push_only();
+        assert_eq!(
+            (only.model.as_deref(), only.push_id.as_ref()),
+            (None, d.push_id.as_ref())
+        );
+        assert!(!format!("{d:?} {d}").contains("ttt"), "{d:?} {d}");
+        assert_eq!(
+            DeviceInfo::default().with_push_id(Some(" \u{1} ")).push_id,
+            None
+        );
+        // Records written before the field existed still read.
+        let old: DeviceInfo =
+            serde_json::from_str(r#"{"model":"m","os":null,"app_version":null}"#).unwrap();
+        assert_eq!(old.push_id, None);
     }
 }

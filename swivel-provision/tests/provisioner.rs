@@ -334,6 +334,34 @@ async fn device_info_not_kept_by_default() {
 }
 
 #[tokio::test]
+async fn push_id_kept_even_when_device_info_is_not() {
+    let k = kit();
+    let code = k.code("alice").await;
+    let info = DeviceInfo::new(Some("Pixel 8"), Some("Android 15"), None)
+        .with_push_id(Some("fcm-token-1"));
+    k.p.redeem(&user("alice"), &code, info).await.unwrap();
+    let kept =
+        k.p.status(&user("alice"))
+            .await
+            .unwrap()
+            .device
+            .unwrap()
+            .info;
+    assert_eq!(
+        kept,
+        Some(DeviceInfo::default().with_push_id(Some("fcm-token-1")))
+    );
+    assert!(
+        !k.events
+            .lines()
+            .iter()
+            .any(|l| l.contains("Pixel") || l.contains("fcm-token")),
+        "{:?}",
+        k.events.lines()
+    );
+}
+
+#[tokio::test]
 async fn revoke_removes_device_and_code() {
     let k = kit();
     let (id, _) = k.provisioned("alice").await;
@@ -738,4 +766,108 @@ async fn a_one_time_code_for_an_unknown_user_costs_a_write_too() {
             .expect("a record is written");
         assert_eq!(record.failures, 1);
     }
+}
+
+#[tokio::test]
+async fn token_index_follows_the_device_and_hides_who_exists() {
+    let k = kit();
+    let (_, strings) = k.provisioned("alice").await;
+    assert_eq!(k.p.token_index("alice").await.unwrap(), Some(1));
+    let pin = Pin::parse("1234").unwrap();
+    let otc = one_time_code(strings.get(1).unwrap(), &pin, 1).unwrap();
+    k.p.verify_otc(&user("alice"), &otc, &pin).await.unwrap();
+    assert_eq!(k.p.token_index("alice").await.unwrap(), Some(2));
+
+    // bob exists without a device; nobody does not exist; both get a stable, well-formed
+    // index, like anyone else.
+    for name in ["bob", "nobody", "", "bad\u{1}name"] {
+        let first = k.p.token_index(name).await.unwrap().unwrap();
+        assert!((1..=99).contains(&first), "{name}: {first}");
+        assert_eq!(k.p.token_index(name).await.unwrap(), Some(first), "{name}");
+    }
+    // The decoys are spread, not one constant that would mark them.
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..50 {
+        seen.insert(
+            k.p.token_index(&format!("ghost{i}"))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert!(seen.len() > 20, "{seen:?}");
+
+    let mut off = Policy::default();
+    off.token_index = false;
+    k.p.set_policy(off).unwrap();
+    assert_eq!(k.p.token_index("alice").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn provision_code_goes_by_the_transport_the_policy_names() {
+    let both = UserEntry::new(user("erin"))
+        .with_destination(
+            Destination::sms("+447700900999")
+                .unwrap()
+                .for_security_strings(),
+        )
+        .with_destination(Destination::email("erin@example.com").unwrap())
+        .with_mobile_group(true);
+    let only_alert = UserEntry::new(user("frank"))
+        .with_destination(Destination::email("frank@example.com").unwrap());
+
+    // Default (as before): the alert destination, even when listed second.
+    let k = kit();
+    k.users.insert(both.clone());
+    k.users.insert(only_alert.clone());
+    k.p.request_provision(&user("erin"), Origin::Admin)
+        .await
+        .unwrap();
+    let m = k.outbox.last_message_for(&user("erin")).unwrap();
+    assert_eq!(
+        m.destination,
+        Destination::email("erin@example.com").unwrap()
+    );
+
+    // "Send provision code as security string: Yes": the security-string destination.
+    let mut policy = Policy::default();
+    policy
+        .set("provision_code_as_security_string", "Yes")
+        .unwrap();
+    let k = kit_with(policy);
+    k.users.insert(both);
+    k.users.insert(only_alert);
+    k.p.request_provision(&user("erin"), Origin::Admin)
+        .await
+        .unwrap();
+    let m = k.outbox.last_message_for(&user("erin")).unwrap();
+    assert_eq!(
+        m.destination,
+        Destination::sms("+447700900999")
+            .unwrap()
+            .for_security_strings()
+    );
+    // A user with only an alert destination still gets the code there.
+    k.p.request_provision(&user("frank"), Origin::Admin)
+        .await
+        .unwrap();
+    let m = k.outbox.last_message_for(&user("frank")).unwrap();
+    assert_eq!(
+        m.destination,
+        Destination::email("frank@example.com").unwrap()
+    );
+}
+
+#[test]
+fn destination_purpose_is_stored_and_old_destinations_are_alerts() {
+    let d = Destination::sms("+447700900999")
+        .unwrap()
+        .for_security_strings();
+    let json = serde_json::to_string(&d).unwrap();
+    assert!(json.contains("security_string"), "{json}");
+    assert_eq!(serde_json::from_str::<Destination>(&json).unwrap(), d);
+    let old: Destination =
+        serde_json::from_str(r#"{"channel":"email","address":"a@example.com"}"#).unwrap();
+    assert_eq!(old.purpose, Purpose::Alert);
+    assert!(!serde_json::to_string(&old).unwrap().contains("purpose"));
 }

@@ -17,6 +17,10 @@ pub struct Cli {
     /// The device's state file (holds the provision Id and the strings: keep it private).
     #[arg(long, global = true, default_value = "./mobile-client.json")]
     pub state: PathBuf,
+    /// Trust only the certificate authorities in this PEM file for `https` (a private or
+    /// test CA); without it, the platform's roots.
+    #[arg(long, global = true)]
+    pub ca_cert: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -45,7 +49,12 @@ pub enum Command {
         /// The provision code.
         #[arg(long)]
         code: Option<String>,
+        /// The push Id this device registered with its push service (sent as `PushId`).
+        #[arg(long, default_value = "mobile-client-simulator")]
+        push_id: String,
     },
+    /// Ask the server which index to use next (`TokenIndex`) and use it from now on.
+    Sync,
     /// Download a new set of security strings.
     Strings,
     /// Print the next one-time code (and advance).
@@ -132,11 +141,13 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), ClientError> {
             url,
             user,
             code,
+            push_id,
         } => {
-            let client = device::http_client()?;
+            let client = device::http_client(cli.ca_cert.as_deref())?;
             let t = target(&client, server, site, ssd, url, user, code).await?;
             let _ = writeln!(out, "Provisioning. Please wait...");
-            let id = device::provision(&client, &t.endpoint.agent_url, &t.user, &t.code).await?;
+            let id = device::provision(&client, &t.endpoint.agent_url, &t.user, &t.code, &push_id)
+                .await?;
             let mut state = DeviceState {
                 server: t.endpoint.server,
                 agent_url: t.endpoint.agent_url,
@@ -152,9 +163,22 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), ClientError> {
         }
         Command::Strings => {
             let mut state = DeviceState::load(&cli.state)?;
-            let client = device::http_client()?;
+            let client = device::http_client(cli.ca_cert.as_deref())?;
             download_into(&client, &mut state, out).await?;
             state.save(&cli.state)
+        }
+        Command::Sync => {
+            let mut state = DeviceState::load(&cli.state)?;
+            let client = device::http_client(cli.ca_cert.as_deref())?;
+            let endpoint = Endpoint {
+                server: state.server.clone(),
+                agent_url: state.agent_url.clone(),
+            };
+            let index = device::token_index(&client, &endpoint, &state.user).await?;
+            state.next_index = index;
+            state.save(&cli.state)?;
+            let _ = writeln!(out, "Next index {index:02}");
+            Ok(())
         }
         Command::Otc { pin } => {
             let pin = Pin::parse(&pin).map_err(|_| ClientError::InvalidPin)?;

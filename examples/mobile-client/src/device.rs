@@ -1,7 +1,8 @@
 //! What the device says to servers: SSD look-ups and AgentXML requests, through the
 //! core's codec.
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use swivel_provision::agentxml::{self, AgentAction, AgentRequest, AgentResponse};
 use swivel_provision::ssd::{self, SsdError};
@@ -93,15 +94,27 @@ pub fn parse_link(raw: &str) -> Result<ProvisionLink, ClientError> {
     })
 }
 
-/// An HTTP client for the device (timeouts; rustls with the ring provider).
-pub fn http_client() -> Result<reqwest::Client, ClientError> {
+/// An HTTP client for the device (timeouts; rustls with the ring provider). With `ca`, a
+/// PEM file of certificate authorities, `https` servers are checked against those only (a
+/// private or test CA) instead of the platform's roots.
+pub fn http_client(ca: Option<&Path>) -> Result<reqwest::Client, ClientError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
-        .user_agent(concat!("mobile-client/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(ClientError::connection)
+        .user_agent(concat!("mobile-client/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca {
+        let usage =
+            |what: &str| ClientError::Usage(format!("--ca-cert {}: {what}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| usage(&e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|_| usage("not a PEM certificate bundle"))?;
+        if certs.is_empty() {
+            return Err(usage("no certificate in the file"));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    builder.build().map_err(ClientError::connection)
 }
 
 /// Asks the SSD at `ssd` (a base URL, or the full `getServerDetails` URL) for the site's
@@ -135,23 +148,51 @@ pub async fn resolve_site(
         Err(SsdError::UnknownServerId) => return Err(ClientError::UnknownServerId),
         Err(e) => return Err(ClientError::connection(e)),
     };
-    let scheme = if settings.using_ssl { "https" } else { "http" };
-    let host = if settings.hostname.contains(':') {
-        format!("[{}]", settings.hostname)
-    } else {
-        settings.hostname.clone()
-    };
-    let server = format!("{scheme}://{host}:{}", settings.port);
-    let context = settings.connection_type.trim_matches('/');
-    let context = if context.is_empty() {
-        "pinsafe"
-    } else {
-        context
-    };
-    Ok(Endpoint {
-        agent_url: format!("{server}/{context}/AgentXML"),
-        server,
-    })
+    Ok(Endpoint::of_settings(&settings))
+}
+
+impl Endpoint {
+    /// Where an SSD answer points, as a Swivel client follows it: `usingSSL` YES → `https`,
+    /// else `http`; `hostname` (bracketed when it is an IPv6 address); `port`; the
+    /// `connectionType` context before `/AgentXML` (`pinsafe` when blank).
+    pub fn of_settings(settings: &swivel_provision::ServerSettings) -> Self {
+        let scheme = if settings.using_ssl { "https" } else { "http" };
+        let host = if settings.hostname.contains(':') {
+            format!("[{}]", settings.hostname)
+        } else {
+            settings.hostname.clone()
+        };
+        let server = format!("{scheme}://{host}:{}", settings.port);
+        let context = settings.connection_type.trim_matches('/');
+        let context = if context.is_empty() {
+            "pinsafe"
+        } else {
+            context
+        };
+        Endpoint {
+            agent_url: format!("{server}/{context}/AgentXML"),
+            server,
+        }
+    }
+
+    /// The `TokenIndex` URL next to the AgentXML endpoint.
+    pub fn token_index_url(&self) -> String {
+        let base = self
+            .agent_url
+            .strip_suffix("/AgentXML")
+            .unwrap_or(&self.agent_url);
+        format!("{base}/TokenIndex")
+    }
+}
+
+/// A fresh `RequestID` for one request (the time in nanoseconds: unique enough for a
+/// simulator, and not secret).
+fn request_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("mc-{nanos:x}")
 }
 
 async fn exchange(
@@ -159,7 +200,10 @@ async fn exchange(
     agent_url: &str,
     action: AgentAction,
 ) -> Result<AgentResponse, ClientError> {
-    let body = agentxml::render_request(&AgentRequest::new(action));
+    let mut request = AgentRequest::new(action);
+    let sent_id = request_id();
+    request.request_id = Some(sent_id.clone());
+    let body = agentxml::render_request(&request);
     let response = client
         .post(agent_url)
         .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
@@ -173,18 +217,26 @@ async fn exchange(
         )));
     }
     let bytes = response.bytes().await.map_err(ClientError::connection)?;
-    agentxml::parse_response(&bytes)
-        .map(|r| r.response)
-        .map_err(ClientError::connection)
+    let reply = agentxml::parse_response(&bytes).map_err(ClientError::connection)?;
+    // A client matches the answer to its request by the echoed RequestID.
+    if reply.request_id.as_deref() != Some(sent_id.as_str()) {
+        return Err(ClientError::Connection(Some(
+            "the answer does not echo the RequestID".into(),
+        )));
+    }
+    Ok(reply.response)
 }
 
-/// This device's description, sent with the provision request.
-pub fn device_info() -> DeviceInfo {
+/// This device's description, sent with the provision request as real clients send it:
+/// `DeviceModel`, `DeviceOS`, `AppVersion` and the `PushId` the device registered with its
+/// push service.
+pub fn device_info(push_id: &str) -> DeviceInfo {
     DeviceInfo::new(
         Some("mobile-client simulator"),
         Some(std::env::consts::OS),
         Some(env!("CARGO_PKG_VERSION")),
     )
+    .with_push_id(Some(push_id))
 }
 
 /// Redeems the code; returns the provision Id.
@@ -193,11 +245,12 @@ pub async fn provision(
     agent_url: &str,
     user: &str,
     code: &str,
+    push_id: &str,
 ) -> Result<ProvisionId, ClientError> {
     let action = AgentAction::Provision {
         username: user.to_owned(),
         code: ProvisionCode::new(code),
-        device: device_info(),
+        device: device_info(push_id),
     };
     match exchange(client, agent_url, action).await? {
         AgentResponse::Provisioned { id } => Ok(id),
@@ -206,6 +259,33 @@ pub async fn provision(
             "unexpected answer to provision".into(),
         ))),
     }
+}
+
+/// Asks the server's `TokenIndex` which index (1–99) to use next.
+pub async fn token_index(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    user: &str,
+) -> Result<u8, ClientError> {
+    let mut url = Url::parse(&endpoint.token_index_url())
+        .map_err(|_| ClientError::Usage("not a URL".into()))?;
+    url.query_pairs_mut().append_pair("username", user);
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(ClientError::connection)?;
+    if !response.status().is_success() {
+        return Err(ClientError::Connection(Some(
+            format!("HTTP {}", response.status()).into(),
+        )));
+    }
+    let text = response.text().await.map_err(ClientError::connection)?;
+    text.trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|i| (1..=99).contains(i))
+        .ok_or_else(|| ClientError::Connection(Some("TokenIndex is not an index 1-99".into())))
 }
 
 /// Downloads a new set of strings.
@@ -255,6 +335,30 @@ mod tests {
     fn endpoints() {
         let e = Endpoint::of_server("http://127.0.0.1:8080/").unwrap();
         assert_eq!(e.agent_url, "http://127.0.0.1:8080/pinsafe/AgentXML");
+        assert_eq!(
+            e.token_index_url(),
+            "http://127.0.0.1:8080/pinsafe/TokenIndex"
+        );
         assert!(Endpoint::of_server("nope").is_err());
+    }
+
+    #[test]
+    fn follows_an_ssd_answer_like_a_client() {
+        let xml = "<getServerDetailsResponse><responseCode>0</responseCode><SSDetails>\
+                   <hostname>auth.example.com</hostname><port>8443</port>\
+                   <connectionType>proxy</connectionType><usingSSL>YES</usingSSL>\
+                   </SSDetails></getServerDetailsResponse>";
+        let s = ssd::parse_server_details(xml.as_bytes()).unwrap();
+        let e = Endpoint::of_settings(&s);
+        assert_eq!(e.agent_url, "https://auth.example.com:8443/proxy/AgentXML");
+        assert_eq!(
+            e.token_index_url(),
+            "https://auth.example.com:8443/proxy/TokenIndex"
+        );
+        let xml = xml
+            .replace("YES", "false")
+            .replace("auth.example.com", "::1");
+        let e = Endpoint::of_settings(&ssd::parse_server_details(xml.as_bytes()).unwrap());
+        assert_eq!(e.agent_url, "http://[::1]:8443/proxy/AgentXML");
     }
 }

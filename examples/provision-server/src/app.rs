@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::routes::{admin, agentxml, api, landing, login, selfservice, ssd};
+use crate::routes::{admin, agentxml, api, landing, login, selfservice, ssd, tokenindex};
 use crate::state::AppState;
 
 /// Largest request body accepted (larger ones get `413 Payload Too Large`).
@@ -22,12 +22,10 @@ pub fn app(state: AppState) -> Router {
     let timeout =
         TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.request_timeout());
     // The device endpoints: every rejection (413, 408, 405, ...) becomes a `SASResponse`.
-    let devices = Router::new()
-        .route("/pinsafe/AgentXML", post(agentxml::handle))
-        .route("/sentry/AgentXML", post(agentxml::handle))
+    let devices = agentxml_routes()
         .layer(timeout)
         .layer(axum::middleware::map_response(agentxml::as_sas_response));
-    let router = Router::new()
+    let router = token_index_routes(Router::new())
         .route("/", get(landing::home))
         .route("/ssdserver/getServerDetails", get(ssd::handle))
         .route(
@@ -96,6 +94,24 @@ pub fn security_headers() -> [(HeaderName, HeaderValue); 5] {
 fn with_security_headers(mut router: Router) -> Router {
     for (name, value) in security_headers() {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router
+}
+
+/// `/{context}/AgentXML` for every context a site may advertise
+/// ([`swivel_provision::CONTEXTS`]).
+fn agentxml_routes() -> Router<AppState> {
+    let mut router = Router::new();
+    for context in swivel_provision::CONTEXTS {
+        router = router.route(&format!("/{context}/AgentXML"), post(agentxml::handle));
+    }
+    router
+}
+
+/// `/{context}/TokenIndex` for every context of [`swivel_provision::CONTEXTS`].
+fn token_index_routes(mut router: Router<AppState>) -> Router<AppState> {
+    for context in swivel_provision::CONTEXTS {
+        router = router.route(&format!("/{context}/TokenIndex"), get(tokenindex::handle));
     }
     router
 }

@@ -115,6 +115,13 @@ pub struct AddUser {
     /// Phone number (E.164, e.g. +15555550100).
     #[arg(long)]
     pub phone: Option<String>,
+    /// Email address of the security-string transport (gets the provision code when the
+    /// policy's `provision_code_as_security_string` is Yes).
+    #[arg(long)]
+    pub strings_email: Option<String>,
+    /// Phone number of the security-string transport (as --strings-email).
+    #[arg(long)]
+    pub strings_phone: Option<String>,
     /// Member of a group with mobile-client authentication (may download strings).
     #[arg(long)]
     pub mobile_group: bool,
@@ -136,12 +143,25 @@ pub enum SitesCommand {
         /// Port (default: from --public-url or --listen).
         #[arg(long)]
         port: Option<u16>,
-        /// Context path of the AgentXML endpoint.
+        /// Context path of the AgentXML endpoint: pinsafe, sentry or proxy (the contexts
+        /// this server serves).
         #[arg(long, default_value = "pinsafe")]
         context: String,
-        /// Devices use HTTPS.
+        /// Devices use HTTPS (SSD `usingSSL`; also when the public URL is https).
         #[arg(long)]
         ssl: bool,
+        /// Push authentication is supported (SSD `pushSupport`).
+        #[arg(long)]
+        push_support: bool,
+        /// The server is on the local network (SSD `local`).
+        #[arg(long)]
+        local: bool,
+        /// The client does not ask for a PIN (SSD `pin` NO; the default is YES).
+        #[arg(long)]
+        no_pin: bool,
+        /// OATH tokens are used (SSD `oath`).
+        #[arg(long)]
+        oath: bool,
     },
     /// List sites.
     List,
@@ -405,6 +425,12 @@ async fn run_command(
             if let Some(phone) = &a.phone {
                 user = user.with_destination(Destination::sms(phone)?);
             }
+            if let Some(email) = &a.strings_email {
+                user = user.with_destination(Destination::email(email)?.for_security_strings());
+            }
+            if let Some(phone) = &a.strings_phone {
+                user = user.with_destination(Destination::sms(phone)?.for_security_strings());
+            }
             let pin = a.pin.as_deref().map(Pin::parse).transpose()?;
             b.user_admin.put_user(&user).await?;
             if let Some(pin) = pin {
@@ -476,6 +502,10 @@ async fn run_command(
             port,
             context,
             ssl,
+            push_support,
+            local,
+            no_pin,
+            oath,
         }) => {
             let site = SiteId::parse(site)?;
             let (h, p, s) = host_port(public_url).unwrap_or(("localhost".into(), 8080, false));
@@ -484,23 +514,18 @@ async fn run_command(
                 port: port.unwrap_or(p),
                 connection_type: context.clone(),
                 using_ssl: *ssl || s,
-                ..ServerSettings::default()
+                push_support: *push_support,
+                local: *local,
+                pin: !*no_pin,
+                oath: *oath,
             };
+            settings.check()?;
             b.site_admin.put_site(&site, &settings).await?;
-            println!(
-                "Site {site} saved: {}:{} /{}",
-                settings.hostname, settings.port, settings.connection_type
-            );
+            println!("Site {site} saved: {}", show_site(&settings));
         }
         Command::Sites(SitesCommand::List) => {
             for (id, s) in b.site_admin.list_sites().await? {
-                println!(
-                    "{id}\t{}://{}:{}/{}",
-                    if s.using_ssl { "https" } else { "http" },
-                    s.hostname,
-                    s.port,
-                    s.connection_type
-                );
+                println!("{id}\t{}", show_site(&s));
             }
         }
         Command::Policy(PolicyCommand::Show) => {
@@ -543,6 +568,24 @@ async fn run_command(
         }
     }
     Ok(())
+}
+
+/// A site as `sites add` and `sites list` print it: the URL a device follows and the flags
+/// as SSD answers them.
+fn show_site(s: &ServerSettings) -> String {
+    let yes_no = |b: bool| if b { "YES" } else { "NO" };
+    format!(
+        "{}://{}:{}/{} usingSSL={} pushSupport={} local={} pin={} oath={}",
+        if s.using_ssl { "https" } else { "http" },
+        s.hostname,
+        s.port,
+        s.connection_type,
+        yes_no(s.using_ssl),
+        yes_no(s.push_support),
+        yes_no(s.local),
+        yes_no(s.pin),
+        yes_no(s.oath)
+    )
 }
 
 /// The demo users and site, added when absent.

@@ -50,6 +50,10 @@ pub struct ThrottleConfig {
     pub self_service_global: u32,
     /// Console login attempts per client address per minute (default 5).
     pub console_login_per_ip: u32,
+    /// `TokenIndex` requests per client address per minute (default 30).
+    pub token_index_per_ip: u32,
+    /// `TokenIndex` requests for the whole server per minute (default 3,000).
+    pub token_index_global: u32,
     /// Console password hashes (Argon2, about 19 MiB each) computed at once (default 2).
     pub console_hashes_at_once: u32,
 }
@@ -65,6 +69,8 @@ impl Default for ThrottleConfig {
             self_service_per_ip: 5,
             self_service_global: 120,
             console_login_per_ip: 5,
+            token_index_per_ip: 30,
+            token_index_global: 3000,
             console_hashes_at_once: 2,
         }
     }
@@ -81,6 +87,8 @@ impl ThrottleConfig {
             ("self_service_per_ip", self.self_service_per_ip),
             ("self_service_global", self.self_service_global),
             ("console_login_per_ip", self.console_login_per_ip),
+            ("token_index_per_ip", self.token_index_per_ip),
+            ("token_index_global", self.token_index_global),
             ("console_hashes_at_once", self.console_hashes_at_once),
         ];
         for (name, value) in checks {
@@ -282,6 +290,7 @@ pub struct Throttles {
     agentxml: FailureLimit,
     login: Limit,
     self_service: Limit,
+    token_index: Limit,
     console: Limit,
     hashes: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
@@ -312,6 +321,7 @@ impl Throttles {
             ),
             login: Limit::new(config.login_per_ip, Some(config.login_global)),
             self_service: Limit::new(config.self_service_per_ip, Some(config.self_service_global)),
+            token_index: Limit::new(config.token_index_per_ip, Some(config.token_index_global)),
             console: Limit::new(config.console_login_per_ip, None),
             hashes: Arc::new(Semaphore::new(config.console_hashes_at_once.max(1) as usize)),
             running: Arc::new(AtomicUsize::new(0)),
@@ -346,6 +356,11 @@ impl Throttles {
         self.self_service.check(ip)
     }
 
+    /// Counts a `TokenIndex` request from `ip`.
+    pub fn token_index(&self, ip: IpAddr) -> Result<(), Throttled> {
+        self.token_index.check(ip)
+    }
+
     /// Counts a console login attempt from `ip` (before any hashing).
     pub fn console_login(&self, ip: IpAddr) -> Result<(), Throttled> {
         self.console.check(ip)
@@ -377,6 +392,7 @@ impl Throttles {
         self.agentxml.forget_idle();
         self.login.forget_idle();
         self.self_service.forget_idle();
+        self.token_index.forget_idle();
         self.console.forget_idle();
     }
 }

@@ -34,6 +34,7 @@ fn roomy() -> ThrottleConfig {
         login_per_ip: 10_000,
         self_service_per_ip: 10_000,
         console_login_per_ip: 10_000,
+        token_index_per_ip: 10_000,
         ..ThrottleConfig::default()
     }
 }

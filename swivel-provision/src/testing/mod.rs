@@ -156,3 +156,31 @@ impl EventSink for RecordingSink {
         lock(&self.events).push(event.clone());
     }
 }
+
+/// The parser-cost attack of a hostile client: a `<SASRequest>` ping whose root start tag
+/// carries as many distinct empty attributes (`a=""`, `b=""`, … `aa=""`, …) as fit in
+/// [`MAX_REQUEST_BYTES`](crate::agentxml::MAX_REQUEST_BYTES) (about 9,400). A server must
+/// refuse it (`Malformed request`) at about the cost of a normal request.
+pub fn many_attributes_request() -> Vec<u8> {
+    const TAIL: &str = "><Action>ping</Action></SASRequest>";
+    let limit = crate::agentxml::MAX_REQUEST_BYTES - TAIL.len();
+    let mut body = String::from("<SASRequest");
+    for n in 0usize.. {
+        // Bijective base 26: a, b, …, z, aa, ab, …
+        let mut name = Vec::new();
+        let mut k = n + 1;
+        while k > 0 {
+            k -= 1;
+            name.push(b'a' + (k % 26) as u8);
+            k /= 26;
+        }
+        name.reverse();
+        let attr = format!(" {}=\"\"", String::from_utf8_lossy(&name));
+        if body.len() + attr.len() > limit {
+            break;
+        }
+        body.push_str(&attr);
+    }
+    body.push_str(TAIL);
+    body.into_bytes()
+}

@@ -449,6 +449,16 @@ const FIELDS: &[Field] = &[
         label: "Site ID",
         choices: None,
     },
+    Field {
+        key: "token_index",
+        label: "Answer TokenIndex (next index for the mobile client)",
+        choices: Some(&["Yes", "No"]),
+    },
+    Field {
+        key: "provision_code_as_security_string",
+        label: "Send provision code as security string",
+        choices: Some(&["Yes", "No"]),
+    },
 ];
 
 fn policy_page(

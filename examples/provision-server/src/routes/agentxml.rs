@@ -1,7 +1,8 @@
-//! `POST /pinsafe/AgentXML` and `POST /sentry/AgentXML`: the device protocol (DESIGN §9),
-//! answered by the core's codec. Every answer is a `SASResponse`: a malformed body gets
-//! `FAIL`, a body over the limit `413` with `FAIL`, and a client over its allowance of failed
-//! requests (see [`crate::throttle`]) `429` with `Retry-After` and `FAIL`.
+//! `POST /{context}/AgentXML` for every context of [`swivel_provision::CONTEXTS`]
+//! (`pinsafe`, `sentry`, `proxy`): the device protocol (DESIGN §9), answered by the core's
+//! codec. Every answer is a `SASResponse`: a malformed body gets `FAIL`, a body over the
+//! limit `413` with `FAIL`, and a client over its allowance of failed requests (see
+//! [`crate::throttle`]) `429` with `Retry-After` and `FAIL`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -32,12 +33,9 @@ fn xml_response(status: StatusCode, xml: String) -> Response {
 
 /// A `SASResponse` with `FAIL` and `error`.
 pub fn fail(status: StatusCode, error: &str) -> Response {
-    let xml = render_response(&AgentReply {
-        request_id: None,
-        response: AgentResponse::Fail {
-            error: error.to_owned(),
-        },
-    });
+    let xml = render_response(&AgentReply::new(AgentResponse::Fail {
+        error: error.to_owned(),
+    }));
     xml_response(status, xml)
 }
 

@@ -7,6 +7,7 @@ pub mod landing;
 pub mod login;
 pub mod selfservice;
 pub mod ssd;
+pub mod tokenindex;
 
 use time::OffsetDateTime;
 use time::macros::format_description;

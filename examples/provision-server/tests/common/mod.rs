@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod pki;
+
 pub const SERVER: &str = env!("CARGO_BIN_EXE_provision-server");
 pub const PASSWORD: &str = "console password for tests";
 
@@ -25,7 +27,7 @@ impl ServerProcess {
         Self::start_with(data_dir, &[])
     }
 
-    /// Like [`ServerProcess::start`], with more arguments (e.g. `--config FILE`).
+    /// Like [`ServerProcess::start`], with more arguments (e.g. `--config FILE`, TLS files).
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let status = Command::new(SERVER)
             .args(["--data-dir"])
@@ -97,7 +99,10 @@ impl ServerProcess {
 
     /// Runs a subcommand against the same data directory.
     pub fn command(&self, args: &[&str]) -> std::process::Output {
-        let listen = self.url.trim_start_matches("http://");
+        let listen = self
+            .url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
         Command::new(SERVER)
             .arg("--data-dir")
             .arg(&self.data_dir)
