@@ -22,6 +22,9 @@
 //!   element): any other attribute makes the request `Malformed request`. The count is
 //!   checked while reading, before any duplicate check, so a 64 KiB start tag of thousands
 //!   of attributes costs one pass (quick-xml's own duplicate check, quadratic, is off).
+//!   Before any of that, a body with more than 256 `=` bytes in all is malformed (one
+//!   vectorised count; responses may have 4,096), because quick-xml's scan of a start tag
+//!   of thousands of attributes costs about 30 times what text of the same size costs.
 //!   At most 2,048 elements, nested at most 8 deep.
 //! - An element given twice (under any prefix) is malformed; unknown elements are ignored;
 //!   `Action` values are matched without regard to case.
@@ -152,6 +155,15 @@ pub(crate) const MAX_ATTRIBUTES: usize = 8;
 
 /// Elements one message may hold (a strings response with its policies needs a few dozen).
 pub(crate) const MAX_ELEMENTS: usize = 2048;
+
+/// `=` bytes a request (or an SSD answer) may hold in all: every attribute needs one, and a
+/// request has only namespace declarations and the XML declaration's two. Counted in one
+/// pass before the XML is read, because quick-xml's start-tag scan costs about 30 times as
+/// much per byte for a tag of thousands of attributes as for text.
+const MAX_EQUALS_STRICT: usize = 256;
+
+/// `=` bytes a response may hold (each `Policy` has 3 attributes).
+const MAX_EQUALS_RESPONSE: usize = 4096;
 
 /// Longest action name kept in [`AgentXmlError::UnknownAction`].
 const MAX_ACTION_CHARS: usize = 64;
@@ -513,7 +525,7 @@ pub fn parse_response(body: &[u8]) -> Result<AgentReply, AgentXmlError> {
     if body.len() > MAX_RESPONSE_BYTES {
         return Err(AgentXmlError::TooLarge);
     }
-    let root = parse_tree(body, Attributes::Few).map_err(AgentXmlError::Malformed)?;
+    let root = parse_tree(body, Attributes::Response).map_err(AgentXmlError::Malformed)?;
     if root.name != "SASResponse" {
         return Err(AgentXmlError::WrongRoot);
     }
@@ -672,10 +684,22 @@ async fn dispatch(provisioner: &Provisioner, action: AgentAction) -> AgentRespon
 /// [`MAX_ATTRIBUTES`] is malformed, and namespace declarations are read and dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Attributes {
-    /// Namespace declarations only (`xmlns`, `xmlns:*`): the AgentXML request has none.
+    /// Namespace declarations only (`xmlns`, `xmlns:*`): the AgentXML request has none. At
+    /// most 256 `=` in the whole body.
     Namespaces,
-    /// Up to [`MAX_ATTRIBUTES`] of any name (responses: `Policy id section show`).
+    /// Up to [`MAX_ATTRIBUTES`] of any name, at most 256 `=` in the whole body (SSD).
     Few,
+    /// As `Few`, with up to 4,096 `=` in the whole body (responses: `Policy id section show`).
+    Response,
+}
+
+impl Attributes {
+    fn max_equals(self) -> usize {
+        match self {
+            Attributes::Namespaces | Attributes::Few => MAX_EQUALS_STRICT,
+            Attributes::Response => MAX_EQUALS_RESPONSE,
+        }
+    }
 }
 
 /// An element: its local name (any namespace prefix removed), attributes (local names,
@@ -749,6 +773,10 @@ pub(crate) fn push_element(out: &mut String, name: &str, text: &str) {
 /// Cost is linear in the body: at most [`MAX_ELEMENTS`] elements and [`MAX_ATTRIBUTES`]
 /// attributes each, counted before duplicates are looked for.
 pub(crate) fn parse_tree(body: &[u8], allowed: Attributes) -> Result<Node, String> {
+    // One cheap pass bounds the attributes before quick-xml scans any tag.
+    if count_equals(body) > allowed.max_equals() {
+        return Err("too many attributes".into());
+    }
     let mut reader = Reader::from_reader(body);
     let mut stack: Vec<Node> = Vec::new();
     let mut root: Option<Node> = None;
@@ -837,6 +865,18 @@ pub(crate) fn parse_tree(body: &[u8], allowed: Attributes) -> Result<Node, Strin
             }
         }
     }
+}
+
+/// The number of `=` bytes, in 255-byte chunks with a byte-wide counter each, a loop the
+/// compiler turns into wide vector compares.
+fn count_equals(body: &[u8]) -> usize {
+    body.chunks(255)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'='))) as usize
+        })
+        .sum()
 }
 
 /// A new element from its start tag. Attributes are counted as they are read (quick-xml's
@@ -1294,6 +1334,31 @@ mod tests {
         assert!(
             matches!(parse_response(dup.as_bytes()), Err(AgentXmlError::Malformed(m)) if m.contains("duplicate attribute"))
         );
+        // The whole body's `=` count is bounded before any tag is scanned.
+        let eq = |n: usize| {
+            format!(
+                "<SASRequest><Action>ping</Action><Pad>{}</Pad></SASRequest>",
+                "=".repeat(n)
+            )
+        };
+        assert!(parse_request(eq(200).as_bytes()).is_ok());
+        assert!(
+            matches!(parse_request(eq(300).as_bytes()), Err(AgentXmlError::Malformed(m)) if m.contains("too many attributes"))
+        );
+        // A response keeps room for many policies of three attributes.
+        let policies: String = (0..1000)
+            .map(|i| format!("<Policy id=\"p{i}\" section=\"s\" show=\"true\">v</Policy>"))
+            .collect();
+        let body = format!(
+            "<SASResponse><Result>PASS</Result><SecurityStrings>{}</SecurityStrings><Policies>{policies}</Policies></SASResponse>",
+            wire_strings()
+        );
+        let AgentResponse::Strings { policies, .. } =
+            parse_response(body.as_bytes()).unwrap().response
+        else {
+            panic!()
+        };
+        assert_eq!(policies.len(), 1000);
         // And a body of many tiny elements stops at the element cap.
         let many = format!(
             "<SASRequest>{}</SASRequest>",
