@@ -7,8 +7,9 @@
 //! answered only after that commit returned. Other writes ([`Db::run`] with `write`) run on
 //! the same thread, one transaction each, between groups.
 //!
-//! Reads use a few connections of their own on tokio's blocking pool, which WAL lets run
-//! beside the writer. Between processes, SQLite's file locks and the busy timeout order the
+//! Reads go to a few reader threads (`read_connections`, one connection each) through one
+//! shared channel, which WAL lets run beside the writer. No call uses tokio's blocking
+//! pool, so the store adds a fixed number of threads to the process (1 + readers). Between processes, SQLite's file locks and the busy timeout order the
 //! writers.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use swivel_provision::{RecordKey, StoreError, UpdateStep, Updated};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use crate::codes::apply_update;
 use crate::error::SqliteError;
@@ -28,31 +29,9 @@ use crate::schema;
 /// Updates run in one group commit at most (the rest wait for the next group).
 const MAX_GROUP: usize = 512;
 
-/// Read connections and how many may be in use at once.
-struct Slot {
-    permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl Slot {
-    fn new(size: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(size)),
-            idle: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn take(&self) -> Option<Connection> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
-    }
-
-    fn give_back(&self, conn: Connection) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-    }
-}
+/// A read, run on a reader thread with that thread's connection (`None` until the first
+/// read opens it, and again after a read panicked).
+type ReadFn = Box<dyn FnOnce(&mut Option<Connection>, &Path, &SqliteOptions) + Send>;
 
 /// Where an update's answer goes.
 type Reply = oneshot::Sender<Result<Updated, StoreError>>;
@@ -77,11 +56,11 @@ pub(crate) struct Db {
     /// The file, or `:memory:`.
     path: PathBuf,
     memory: bool,
-    options: SqliteOptions,
     /// To the writer thread, which stops when the last sender is dropped.
     writer: mpsc::Sender<Job>,
-    /// `None` for an in-memory database: it has one connection, the writer's.
-    readers: Option<Slot>,
+    /// To the reader threads (one connection each), which stop when it is dropped. `None`
+    /// for an in-memory database: it has one connection, the writer's.
+    readers: Option<mpsc::Sender<ReadFn>>,
 }
 
 fn flags() -> OpenFlags {
@@ -119,6 +98,36 @@ fn start_writer(conn: Connection, path: PathBuf) -> Result<mpsc::Sender<Job>, Sq
         .name("swivel-sqlite-writer".into())
         .spawn(move || writer_loop(conn, &path, &rx))
         .map_err(|_| SqliteError::WriterGone { path: shown })?;
+    Ok(tx)
+}
+
+/// Starts `count` reader threads sharing one channel; each opens its connection on its
+/// first read.
+fn start_readers(
+    count: usize,
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<mpsc::Sender<ReadFn>, SqliteError> {
+    let (tx, rx) = mpsc::channel::<ReadFn>();
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..count {
+        let (rx, shown, options) = (Arc::clone(&rx), path.to_path_buf(), options.clone());
+        let path = shown.clone();
+        std::thread::Builder::new()
+            .name("swivel-sqlite-reader".into())
+            .spawn(move || {
+                let mut conn = None;
+                loop {
+                    // One thread waits in `recv` at a time; the others wait for the lock.
+                    let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    };
+                    job(&mut conn, &path, &options);
+                }
+            })
+            .map_err(|_| SqliteError::WriterGone { path: shown })?;
+    }
     Ok(tx)
 }
 
@@ -206,10 +215,9 @@ impl Db {
         let readers = options.read_connections.max(1);
         Ok(Self {
             writer: start_writer(conn, path.clone())?,
-            readers: Some(Slot::new(readers)),
+            readers: Some(start_readers(readers, &path, &options)?),
             path,
             memory: false,
-            options,
         })
     }
 
@@ -226,7 +234,6 @@ impl Db {
             readers: None,
             path,
             memory: true,
-            options,
         })
     }
 
@@ -261,8 +268,7 @@ impl Db {
     }
 
     /// Runs `f` with a connection: on the writer thread when `write` (queued behind the
-    /// writes before it; in its own transaction if it opens one), else on a reader
-    /// connection on tokio's blocking pool.
+    /// writes before it; in its own transaction if it opens one), else on a reader thread.
     pub(crate) async fn run<T, F>(self: &Arc<Self>, write: bool, f: F) -> Result<T, SqliteError>
     where
         T: Send + 'static,
@@ -289,31 +295,26 @@ impl Db {
                 return answer.await.map_err(|_| self.gone())?;
             }
         };
-        let permit = readers
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the store never closes its semaphores");
-        let db = Arc::clone(self);
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let Some(readers) = &db.readers else {
-                unreachable!("checked above")
-            };
-            let mut conn = match readers.take() {
-                Some(conn) => conn,
-                None => connect(&db.path, &db.options)?,
-            };
-            // A panic in `f` drops the connection (rolling back any open transaction).
-            let out = f(&mut conn, &db.path);
-            readers.give_back(conn);
-            out
+        let (reply, answer) = oneshot::channel();
+        let job: ReadFn = Box::new(move |slot, path, options| {
+            let out = (|| {
+                let conn = match slot {
+                    Some(conn) => conn,
+                    None => slot.insert(connect(path, options)?),
+                };
+                catch_unwind(AssertUnwindSafe(|| f(conn, path))).unwrap_or_else(|_| {
+                    // Drop the connection (rolling back anything open); the next read
+                    // opens a new one.
+                    *slot = None;
+                    Err(SqliteError::StepPanicked {
+                        path: path.to_path_buf(),
+                    })
+                })
+            })();
+            let _ = reply.send(out);
         });
-        task.await.map_err(|source| SqliteError::Task {
-            path: self.path.clone(),
-            source,
-        })?
+        readers.send(job).map_err(|_| self.gone())?;
+        answer.await.map_err(|_| self.gone())?
     }
 }
 

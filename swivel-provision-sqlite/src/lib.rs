@@ -34,8 +34,9 @@
 //! - [`CodeStore::update`](swivel_provision::CodeStore::update) runs on the store's writer
 //!   thread: concurrent updates share one transaction (a savepoint each) and one commit
 //!   (group commit), and each is answered only after that commit returned.
-//! - Writes run on that writer thread, reads on tokio's blocking pool; never on async
-//!   worker threads (a tokio runtime is required).
+//! - Writes run on that writer thread, reads on a few reader threads (one connection
+//!   each); never on async worker threads, nor on tokio's blocking pool (a tokio runtime
+//!   is required all the same).
 //! - Embedded, versioned migrations; a newer schema, a file that is not a database, a
 //!   database of another application and an unwritable path are refused with an error
 //!   that names the path ([`SqliteError`]).

@@ -49,8 +49,8 @@ pub struct SqliteOptions {
     /// How long a call waits for another connection or process that holds the write lock
     /// before it fails with a transient error (`StoreError::Unavailable`). Default 5 s.
     pub busy_timeout: Duration,
-    /// Connections used for reads at the same time (at least 1; default 4). Writes go
-    /// through one connection per store, one at a time.
+    /// Reader threads, one connection each, for reads at the same time (at least 1;
+    /// default 4). Writes go through the store's one writer thread and connection.
     pub read_connections: usize,
 }
 
