@@ -13,6 +13,9 @@ fuzz_target!(|body: &[u8]| {
     let again = parse_request(render_request(&req).as_bytes())
         .expect("a parsed request renders to one that parses");
     assert_eq!(again.request_id, req.request_id);
-    assert_eq!(again.request_id_tag, req.request_id_tag);
+    // The spelling only matters for an Id that is echoed (an invalid one is dropped).
+    if req.request_id.is_some() {
+        assert_eq!(again.request_id_tag, req.request_id_tag);
+    }
     assert_eq!(again.action.name(), req.action.name());
 });
