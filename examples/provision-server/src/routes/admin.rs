@@ -327,28 +327,34 @@ pub async fn reprovision(
             .map(|r| (u, r)),
         Err(e) => Err(e),
     };
-    let (status, message) = match result {
-        Ok((u, receipt)) => (
-            StatusCode::OK,
-            (
-                "ok",
-                format!(
-                    "Provision code created for user \"{u}\"; it goes to {} and is valid until {}.",
-                    receipt.destination.address,
-                    show_time(receipt.expires_at)
-                ),
-            ),
-        ),
+    let result = result.map_err(AppError::from).map(|(u, receipt)| {
+        format!(
+            "Provision code created for user \"{u}\"; it goes to {} and is valid until {}.",
+            receipt.destination.address,
+            show_time(receipt.expires_at)
+        )
+    });
+    action_page(&state, &session, result).await
+}
+
+/// The users page after an action, with its outcome (a done message, or the error with its
+/// status).
+async fn action_page(
+    state: &AppState,
+    session: &Session,
+    outcome: Result<String, AppError>,
+) -> Result<Response, AppError> {
+    let (status, message) = match outcome {
+        Ok(done) => (StatusCode::OK, ("ok", done)),
         Err(e) => {
-            let app = AppError::from(e);
-            app.log();
-            (app.status(), ("error", app.public_message()))
+            e.log();
+            (e.status(), ("error", e.public_message()))
         }
     };
     Ok((
         status,
         html::headers(),
-        users_page(&state, &session, Some(message)).await?,
+        users_page(state, session, Some(message)).await?,
     )
         .into_response())
 }
@@ -363,23 +369,16 @@ pub async fn unlock(
         Ok(s) => s,
         Err(r) => return Ok(r.into_response()),
     };
-    let (status, message) = match crate::actions::unlock(&state, &form.username).await {
-        Ok((u, true)) => (StatusCode::OK, ("ok", format!("User \"{u}\" unlocked."))),
-        Ok((u, false)) => (
-            StatusCode::OK,
-            ("ok", format!("User \"{u}\" was not locked.")),
-        ),
-        Err(e) => {
-            e.log();
-            (e.status(), ("error", e.public_message()))
-        }
-    };
-    Ok((
-        status,
-        html::headers(),
-        users_page(&state, &session, Some(message)).await?,
-    )
-        .into_response())
+    let outcome = crate::actions::unlock(&state, &form.username)
+        .await
+        .map(|(u, cleared)| {
+            if cleared {
+                format!("User \"{u}\" unlocked.")
+            } else {
+                format!("User \"{u}\" was not locked.")
+            }
+        });
+    action_page(&state, &session, outcome).await
 }
 
 struct Field {
