@@ -15,7 +15,9 @@ use provision_server::{AppState, StateBuilder, app};
 use secrecy::SecretString;
 use swivel_provision::testing::RecordingTransport;
 use swivel_provision::{Channel, Delivery, Destination, Pin, ServerKey, UserEntry, Username};
-use tower::ServiceExt;
+
+mod common;
+use common::oneshot::{Reply, send};
 
 const PASSWORD: &str = "the console password";
 
@@ -57,26 +59,6 @@ async fn state_with(throttle: ThrottleConfig) -> AppState {
 /// The router as a client at `ip` reaches it.
 fn from(state: &AppState, ip: [u8; 4]) -> Router {
     app(state.clone()).layer(MockConnectInfo(SocketAddr::from((ip, 40000))))
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
 }
 
 async fn post(app: &Router, uri: &str, content_type: &str, body: String, cookie: &str) -> Reply {

@@ -58,23 +58,8 @@ fn mobile(state: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 }
 
 fn login(server: &str, user: &str, otc: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::new()
-            .post(format!("{server}/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("username={user}&otc={otc}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    })
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    common::login_with(reqwest::Client::new(), server, user, otc)
 }
 
 #[test]

@@ -16,7 +16,9 @@ use swivel_provision::testing::{ManualClock, RecordingTransport};
 use swivel_provision::{
     Channel, Delivery, Destination, Pin, ServerKey, ServerSettings, SiteId, UserEntry, Username,
 };
-use tower::ServiceExt;
+
+mod common;
+use common::oneshot::{Reply, send};
 
 const PASSWORD: &str = "a console password";
 
@@ -110,26 +112,6 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     fixture_with(Backend::from_store(store, "sqlite::memory:")).await
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
 }
 
 async fn get(app: &Router, uri: &str, cookie: Option<&str>) -> Reply {

@@ -278,23 +278,8 @@ fn mobile(state: &Path, args: &[&str]) -> (bool, String, String) {
 
 /// Posts a one-time code to `/login` over TLS, trusting only the test CA.
 fn login(server: &str, ca: &Path, user: &str, otc: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = mobile_client::device::http_client(Some(ca)).unwrap();
-        client
-            .post(format!("{server}/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("username={user}&otc={otc}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    })
+    let client = mobile_client::device::http_client(Some(ca)).unwrap();
+    common::login_with(client, server, user, otc)
 }
 
 #[test]

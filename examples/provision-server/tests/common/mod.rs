@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod oneshot;
 pub mod pki;
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_provision-server");
@@ -155,4 +156,25 @@ pub fn latest_code(data_dir: &Path, user: &str) -> (String, String) {
             .unwrap_or_else(|| panic!("no {name} in {text}"))
     };
     (field("Provision code:"), field("Provision URL:"))
+}
+
+/// Posts the `/login` form of a running server (username and one-time code) with `client`
+/// and returns the page.
+pub fn login_with(client: reqwest::Client, server: &str, user: &str, otc: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        client
+            .post(format!("{server}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("username={user}&otc={otc}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
 }
