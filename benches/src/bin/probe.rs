@@ -265,12 +265,13 @@ async fn agent_call(
 }
 
 async fn post(client: &reqwest::Client, url: &url::Url, xml: String) -> Result<u16, BenchError> {
-    let r = client
-        .post(url.clone())
-        .body(xml)
-        .send()
-        .await
-        .map_err(invalid)?;
+    status_of(client.post(url.clone()).body(xml)).await
+}
+
+/// Sends a request, reads the whole answer (so that the time includes it) and returns the
+/// status.
+async fn status_of(request: reqwest::RequestBuilder) -> Result<u16, BenchError> {
+    let r = request.send().await.map_err(invalid)?;
     let status = r.status().as_u16();
     r.bytes().await.map_err(invalid)?;
     Ok(status)
@@ -286,16 +287,13 @@ async fn form(
         .map(|(k, v)| format!("{k}={}", urlencode(v)))
         .collect::<Vec<_>>()
         .join("&");
-    let r = client
-        .post(url.clone())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(invalid)?;
-    let status = r.status().as_u16();
-    r.bytes().await.map_err(invalid)?;
-    Ok(status)
+    status_of(
+        client
+            .post(url.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body),
+    )
+    .await
 }
 
 fn urlencode(v: &str) -> String {

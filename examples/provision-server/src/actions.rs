@@ -19,11 +19,29 @@ pub async fn existing_user(state: &AppState, name: &str) -> Result<Username, App
     Ok(username)
 }
 
+/// What [`unlock`] did. `Display` is the line the console and the command line show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlocked {
+    /// The user.
+    pub username: Username,
+    /// Whether there was a lock or a run of failures to clear.
+    pub cleared: bool,
+}
+
+impl std::fmt::Display for Unlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.cleared {
+            write!(f, "User \"{}\" unlocked.", self.username)
+        } else {
+            write!(f, "User \"{}\" was not locked.", self.username)
+        }
+    }
+}
+
 /// Unlocks an account locked after too many failed attempts in a row (console Unlock,
-/// `POST /api/v1/users/{username}/unlock`, `provision-server users unlock`). Returns the
-/// user and whether there was a lock or a run of failures to clear.
-pub async fn unlock(state: &AppState, name: &str) -> Result<(Username, bool), AppError> {
+/// `POST /api/v1/users/{username}/unlock`, `provision-server users unlock`).
+pub async fn unlock(state: &AppState, name: &str) -> Result<Unlocked, AppError> {
     let username = existing_user(state, name).await?;
     let cleared = state.provisioner().unlock(&username).await?;
-    Ok((username, cleared))
+    Ok(Unlocked { username, cleared })
 }

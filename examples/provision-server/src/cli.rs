@@ -476,12 +476,7 @@ async fn run_command(
             println!("User \"{username}\" removed.");
         }
         Command::Users(UsersCommand::Unlock { name }) => {
-            let (username, cleared) = crate::actions::unlock(state, name).await?;
-            if cleared {
-                println!("User \"{username}\" unlocked.");
-            } else {
-                println!("User \"{username}\" was not locked.");
-            }
+            println!("{}", crate::actions::unlock(state, name).await?);
         }
         Command::Reprovision { name } => {
             let username = Username::parse(name)?;

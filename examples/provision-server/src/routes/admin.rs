@@ -371,13 +371,7 @@ pub async fn unlock(
     };
     let outcome = crate::actions::unlock(&state, &form.username)
         .await
-        .map(|(u, cleared)| {
-            if cleared {
-                format!("User \"{u}\" unlocked.")
-            } else {
-                format!("User \"{u}\" was not locked.")
-            }
-        });
+        .map(|done| done.to_string());
     action_page(&state, &session, outcome).await
 }
 

@@ -103,9 +103,9 @@ pub async fn unlock(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
-    let (username, cleared) = crate::actions::unlock(&state, &name).await?;
+    let done = crate::actions::unlock(&state, &name).await?;
     Ok(Json(
-        json!({ "username": username.as_str(), "unlocked": cleared }),
+        json!({ "username": done.username.as_str(), "unlocked": done.cleared }),
     ))
 }
 
