@@ -36,6 +36,8 @@ impl AppError {
                 swivel_provision::Error::UnknownUser { .. } => StatusCode::NOT_FOUND,
                 swivel_provision::Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
                 swivel_provision::Error::SelfProvisionDisabled => StatusCode::FORBIDDEN,
+                swivel_provision::Error::AccountLocked { .. } => StatusCode::LOCKED,
+                swivel_provision::Error::AdminCodePending => StatusCode::CONFLICT,
                 e if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
                 swivel_provision::Error::Store(_)
                 | swivel_provision::Error::Transport(_)

@@ -1079,6 +1079,13 @@ async fn a_locked_account_is_shown_and_unlocked_from_the_console_and_the_api() {
         serde_json::from_str(&send(&f.app, api("GET", "/api/v1/users/alice")).await.body).unwrap();
     assert_eq!(v["failures"], 3);
     assert!(v["locked_at"].is_string(), "{v}");
+    // A reprovision of a locked account says so, with a status a client can act on.
+    let r = send(&f.app, api("POST", "/api/v1/users/alice/reprovision")).await;
+    assert_eq!(r.status, StatusCode::LOCKED);
+    assert_eq!(
+        r.body,
+        r#"{"error":"Account locked, contact your administrator"}"#
+    );
 
     // Unlock without a CSRF token is refused; with it, the console unlocks.
     let r = post_form(
