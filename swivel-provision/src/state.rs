@@ -157,60 +157,65 @@ pub fn redeem(
     let mut next = current
         .cloned()
         .unwrap_or_else(|| ProvisionRecord::new(username.clone()));
-    let pending = next.pending.clone();
     // Compare whether or not there is a code, so that the work is the same.
-    let matches = pending
+    let matches = next
+        .pending
         .as_ref()
         .map_or(&NO_CODE, |p| &p.code_hash)
         .ct_eq(&presented.code_hash);
-    let cause = if !presented.known_user {
-        Some(Error::UnknownUser {
+    enum Verdict {
+        Right,
+        Wrong,
+        Refused(Error),
+    }
+    let verdict = if !presented.known_user {
+        Verdict::Refused(Error::UnknownUser {
             username: username.to_string(),
         })
     } else if next.is_locked() {
-        Some(Error::AccountLocked {
+        Verdict::Refused(Error::AccountLocked {
             username: username.to_string(),
         })
     } else {
-        match &pending {
-            None => Some(Error::InvalidProvisionCode),
-            Some(p) if now >= p.expires_at || now < p.created_at => Some(Error::ProvisionFailure),
-            Some(p) if p.attempts_left == 0 || !presented.well_formed => {
-                Some(Error::InvalidProvisionCode)
+        match &next.pending {
+            None => Verdict::Refused(Error::InvalidProvisionCode),
+            Some(p) if now >= p.expires_at || now < p.created_at => {
+                Verdict::Refused(Error::ProvisionFailure)
             }
-            Some(_) if !matches => Some(Error::ProvisionFailure),
-            Some(_) => None,
+            Some(p) if p.attempts_left == 0 || !presented.well_formed => {
+                Verdict::Refused(Error::InvalidProvisionCode)
+            }
+            Some(_) if matches => Verdict::Right,
+            Some(_) => Verdict::Wrong,
         }
-    };
-    let Some(cause) = cause else {
-        next.pending = None;
-        reset_failures(&mut next);
-        next.device = Some(Device {
-            id_hash: presented.new_device,
-            provisioned_at: now,
-            info: presented.info,
-            generation: 0,
-            used_indices: 0,
-            otc_failures: 0,
-        });
-        return Redeem::Provisioned(bump(next));
     };
     let mut burned = false;
-    let wrong_guess = presented.known_user
-        && !next.is_locked()
-        && matches!(cause, Error::ProvisionFailure)
-        && pending
-            .as_ref()
-            .is_some_and(|p| now < p.expires_at && now >= p.created_at);
-    if wrong_guess {
-        if let Some(p) = next.pending.as_mut() {
-            p.attempts_left -= 1;
-            burned = p.attempts_left == 0;
-        }
-        if burned {
+    let cause = match verdict {
+        Verdict::Right => {
             next.pending = None;
+            reset_failures(&mut next);
+            next.device = Some(Device {
+                id_hash: presented.new_device,
+                provisioned_at: now,
+                info: presented.info,
+                generation: 0,
+                used_indices: 0,
+                otc_failures: 0,
+            });
+            return Redeem::Provisioned(bump(next));
         }
-    }
+        Verdict::Refused(e) => e,
+        Verdict::Wrong => {
+            if let Some(p) = next.pending.as_mut() {
+                p.attempts_left -= 1;
+                burned = p.attempts_left == 0;
+            }
+            if burned {
+                next.pending = None;
+            }
+            Error::ProvisionFailure
+        }
+    };
     let locked = count_failure(&mut next, now, policy);
     Redeem::Failed {
         next: bump(next),
