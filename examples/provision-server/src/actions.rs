@@ -2,7 +2,8 @@
 //! of the three calls the same function here, so a rule (which user may be acted on, what
 //! counts as done) is written once.
 
-use swivel_provision::Username;
+use serde::Deserialize;
+use swivel_provision::{Destination, Pin, ServerSettings, SiteId, UserEntry, Username};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -44,4 +45,142 @@ pub async fn unlock(state: &AppState, name: &str) -> Result<Unlocked, AppError> 
     let username = existing_user(state, name).await?;
     let cleared = state.provisioner().unlock(&username).await?;
     Ok(Unlocked { username, cleared })
+}
+
+/// A user's destinations, group and PIN, as `users add` flags and as the JSON body of
+/// `PUT /api/v1/users/{username}` (every field optional; unknown fields are refused).
+#[derive(Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFields {
+    /// Email address.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Phone number (E.164, e.g. +15555550100).
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// Email address of the security-string transport (gets the provision code when the
+    /// policy's `provision_code_as_security_string` is Yes).
+    #[arg(long)]
+    pub strings_email: Option<String>,
+    /// Phone number of the security-string transport (as --strings-email).
+    #[arg(long)]
+    pub strings_phone: Option<String>,
+    /// Member of a group with mobile-client authentication (may download strings).
+    #[arg(long)]
+    #[serde(default)]
+    pub mobile_group: bool,
+    /// The user's PIN (4 to 10 digits), stored encrypted; for `/login`.
+    #[arg(long)]
+    pub pin: Option<String>,
+}
+
+impl std::fmt::Debug for UserFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserFields")
+            .field("email", &self.email)
+            .field("phone", &self.phone)
+            .field("strings_email", &self.strings_email)
+            .field("strings_phone", &self.strings_phone)
+            .field("mobile_group", &self.mobile_group)
+            .field("pin", &self.pin.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// What [`save_user`] did. `Display` is the line the command line shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// The user.
+    pub username: Username,
+}
+
+impl std::fmt::Display for Saved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "User \"{}\" saved.", self.username)
+    }
+}
+
+/// Adds a user, or replaces an existing user's destinations and group, and sets the PIN
+/// when one is given (`provision-server users add`, `PUT /api/v1/users/{username}`). Every
+/// field is checked before anything is written.
+pub async fn save_user(
+    state: &AppState,
+    name: &str,
+    fields: &UserFields,
+) -> Result<Saved, AppError> {
+    let username = Username::parse(name)?;
+    let mut user = UserEntry::new(username.clone()).with_mobile_group(fields.mobile_group);
+    if let Some(email) = &fields.email {
+        user = user.with_destination(Destination::email(email)?);
+    }
+    if let Some(phone) = &fields.phone {
+        user = user.with_destination(Destination::sms(phone)?);
+    }
+    if let Some(email) = &fields.strings_email {
+        user = user.with_destination(Destination::email(email)?.for_security_strings());
+    }
+    if let Some(phone) = &fields.strings_phone {
+        user = user.with_destination(Destination::sms(phone)?.for_security_strings());
+    }
+    let pin = fields
+        .pin
+        .as_deref()
+        .map(Pin::parse)
+        .transpose()
+        .map_err(|_| AppError::BadRequest("PIN must be 4 to 10 digits".into()))?;
+    state.backend().user_admin.put_user(&user).await?;
+    if let Some(pin) = pin {
+        state.pins().set(&username, &pin).await?;
+    }
+    Ok(Saved { username })
+}
+
+/// What [`save_site`] did. `Display` is the line the command line shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSite {
+    /// The Site ID.
+    pub site: SiteId,
+    /// What is now advertised for it.
+    pub settings: ServerSettings,
+}
+
+impl std::fmt::Display for SavedSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Site {} saved: {}", self.site, show_site(&self.settings))
+    }
+}
+
+/// A site as one line: its URL and the five SSD flags as SSD answers them (`YES`/`NO`).
+pub fn show_site(s: &ServerSettings) -> String {
+    let yes_no = |b: bool| if b { "YES" } else { "NO" };
+    format!(
+        "{}://{}:{}/{} usingSSL={} pushSupport={} local={} pin={} oath={}",
+        if s.using_ssl { "https" } else { "http" },
+        s.hostname,
+        s.port,
+        s.connection_type,
+        yes_no(s.using_ssl),
+        yes_no(s.push_support),
+        yes_no(s.local),
+        yes_no(s.pin),
+        yes_no(s.oath)
+    )
+}
+
+/// Adds or replaces a site: what server settings discovery answers for `site`
+/// (`provision-server sites add`, `PUT /api/v1/sites/{site}`). The settings are checked
+/// (a served context, a usable host name) before anything is written.
+pub async fn save_site(
+    state: &AppState,
+    site: &str,
+    settings: ServerSettings,
+) -> Result<SavedSite, AppError> {
+    let site = SiteId::parse(site)?;
+    settings.check()?;
+    state
+        .backend()
+        .site_admin
+        .put_site(&site, &settings)
+        .await?;
+    Ok(SavedSite { site, settings })
 }

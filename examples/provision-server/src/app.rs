@@ -49,12 +49,16 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/unlock", post(admin::unlock))
         .route("/admin/policy", get(admin::policy).post(admin::save_policy))
         .route("/admin/log", get(admin::log))
-        .route("/api/v1/users/{username}", get(api::user))
+        .route(
+            "/api/v1/users/{username}",
+            get(api::user).put(api::save_user),
+        )
         .route(
             "/api/v1/users/{username}/reprovision",
             post(api::reprovision),
         )
         .route("/api/v1/users/{username}/unlock", post(api::unlock))
+        .route("/api/v1/sites/{site}", get(api::site).put(api::save_site))
         .layer(timeout)
         .merge(devices)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

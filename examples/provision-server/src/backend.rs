@@ -119,9 +119,12 @@ impl Backend {
     }
 
     /// A PostgreSQL database (`postgres://...`), for several instances sharing one
-    /// database.
-    pub async fn postgres(url: &str) -> Result<Self, AppError> {
-        let store = swivel_provision_postgres::PostgresStore::connect(url)
+    /// database, with the pool `options` describe.
+    pub async fn postgres(
+        url: &str,
+        options: swivel_provision_postgres::PostgresOptions,
+    ) -> Result<Self, AppError> {
+        let store = swivel_provision_postgres::PostgresStore::connect_with(url, options)
             .await
             .map_err(|e| {
                 AppError::Setup(format!(
@@ -132,13 +135,17 @@ impl Backend {
         Ok(Self::from_store(store, "postgres"))
     }
 
-    /// Opens `database`: a `postgres://` or `postgresql://` URL, `memory`, or a SQLite path
-    /// (opened with `durability`).
-    pub async fn open(database: &str, durability: Durability) -> Result<Self, AppError> {
+    /// Opens `database`: a `postgres://` or `postgresql://` URL (with the pool `postgres`
+    /// describes), `memory`, or a SQLite path (opened with `durability`).
+    pub async fn open(
+        database: &str,
+        durability: Durability,
+        postgres: &crate::config::PostgresConfig,
+    ) -> Result<Self, AppError> {
         match Self::sqlite_path(database) {
             Some(path) => Self::sqlite_with(&path, durability).await,
             None if database == "memory" => Ok(Self::memory()),
-            None => Self::postgres(database).await,
+            None => Self::postgres(database, postgres.options()).await,
         }
     }
 }

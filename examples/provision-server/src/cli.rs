@@ -109,25 +109,9 @@ pub enum UsersCommand {
 pub struct AddUser {
     /// The username.
     pub name: String,
-    /// Email address.
-    #[arg(long)]
-    pub email: Option<String>,
-    /// Phone number (E.164, e.g. +15555550100).
-    #[arg(long)]
-    pub phone: Option<String>,
-    /// Email address of the security-string transport (gets the provision code when the
-    /// policy's `provision_code_as_security_string` is Yes).
-    #[arg(long)]
-    pub strings_email: Option<String>,
-    /// Phone number of the security-string transport (as --strings-email).
-    #[arg(long)]
-    pub strings_phone: Option<String>,
-    /// Member of a group with mobile-client authentication (may download strings).
-    #[arg(long)]
-    pub mobile_group: bool,
-    /// The user's PIN (4 to 10 digits), stored encrypted; for `/login`.
-    #[arg(long)]
-    pub pin: Option<String>,
+    /// The user's destinations, group and PIN.
+    #[command(flatten)]
+    pub fields: crate::actions::UserFields,
 }
 
 /// `sites ...`.
@@ -378,7 +362,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         None | Some(Command::Serve) => serve(&cli, &r).await,
         Some(command) => {
             let key = load_or_create_key(&r.data_dir)?;
-            let backend = Backend::open(&r.database, r.sqlite_durability).await?;
+            let backend = Backend::open(&r.database, r.sqlite_durability, &r.file.postgres).await?;
             let public_url = match &r.public_url {
                 Some(u) => u.clone(),
                 None => match backend.settings.get_setting(SERVED_URL_KEY).await? {
@@ -417,26 +401,10 @@ async fn run_command(
     match command {
         Command::Serve => unreachable!("handled by run"),
         Command::Users(UsersCommand::Add(a)) => {
-            let username = Username::parse(&a.name)?;
-            let mut user = UserEntry::new(username.clone()).with_mobile_group(a.mobile_group);
-            if let Some(email) = &a.email {
-                user = user.with_destination(Destination::email(email)?);
-            }
-            if let Some(phone) = &a.phone {
-                user = user.with_destination(Destination::sms(phone)?);
-            }
-            if let Some(email) = &a.strings_email {
-                user = user.with_destination(Destination::email(email)?.for_security_strings());
-            }
-            if let Some(phone) = &a.strings_phone {
-                user = user.with_destination(Destination::sms(phone)?.for_security_strings());
-            }
-            let pin = a.pin.as_deref().map(Pin::parse).transpose()?;
-            b.user_admin.put_user(&user).await?;
-            if let Some(pin) = pin {
-                state.pins().set(&username, &pin).await?;
-            }
-            println!("User \"{username}\" saved.");
+            println!(
+                "{}",
+                crate::actions::save_user(state, &a.name, &a.fields).await?
+            );
         }
         Command::Users(UsersCommand::List) => {
             for user in b.user_admin.list_users().await? {
@@ -502,7 +470,6 @@ async fn run_command(
             no_pin,
             oath,
         }) => {
-            let site = SiteId::parse(site)?;
             let (h, p, s) = host_port(public_url).unwrap_or(("localhost".into(), 8080, false));
             let settings = ServerSettings {
                 hostname: hostname.clone().unwrap_or(h),
@@ -514,13 +481,14 @@ async fn run_command(
                 pin: !*no_pin,
                 oath: *oath,
             };
-            settings.check()?;
-            b.site_admin.put_site(&site, &settings).await?;
-            println!("Site {site} saved: {}", show_site(&settings));
+            println!(
+                "{}",
+                crate::actions::save_site(state, site, settings).await?
+            );
         }
         Command::Sites(SitesCommand::List) => {
             for (id, s) in b.site_admin.list_sites().await? {
-                println!("{id}\t{}", show_site(&s));
+                println!("{id}\t{}", crate::actions::show_site(&s));
             }
         }
         Command::Policy(PolicyCommand::Show) => {
@@ -567,22 +535,6 @@ async fn run_command(
 
 /// A site as `sites add` and `sites list` print it: the URL a device follows and the flags
 /// as SSD answers them.
-fn show_site(s: &ServerSettings) -> String {
-    let yes_no = |b: bool| if b { "YES" } else { "NO" };
-    format!(
-        "{}://{}:{}/{} usingSSL={} pushSupport={} local={} pin={} oath={}",
-        if s.using_ssl { "https" } else { "http" },
-        s.hostname,
-        s.port,
-        s.connection_type,
-        yes_no(s.using_ssl),
-        yes_no(s.push_support),
-        yes_no(s.local),
-        yes_no(s.pin),
-        yes_no(s.oath)
-    )
-}
-
 /// The demo users and site, added when absent.
 pub async fn add_demo_data(state: &AppState, public_url: &str) -> Result<(), AppError> {
     let b = state.backend();
@@ -670,7 +622,7 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         .public_url
         .clone()
         .unwrap_or_else(|| default_public_url(&local, r.tls.is_some()));
-    let backend = Backend::open(&r.database, r.sqlite_durability).await?;
+    let backend = Backend::open(&r.database, r.sqlite_durability, &r.file.postgres).await?;
     let site = site_id_of(cli, r)?;
     backend
         .settings

@@ -22,6 +22,11 @@
 //! enabled = true                            # carry channels that have no transport
 //! print = false                             # also print messages (live codes) on stdout
 //!
+//! [postgres]                                # with a postgres:// database; see PostgresConfig
+//! pool_size = 16                            # connections per instance
+//! connect_timeout_secs = 5
+//! schema = "swivel"                         # default: the connection's (public)
+//!
 //! [connections]                             # see ConnectionLimits for the defaults
 //! header_timeout_secs = 10
 //! request_timeout_secs = 30
@@ -120,6 +125,60 @@ impl ConnectionLimits {
     }
 }
 
+/// The PostgreSQL pool (`[postgres]`), used when the database is a `postgres://` URL.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Most connections this instance opens (default 16, 1 to 1,000). Keep `instances ×
+    /// pool_size` under the server's `max_connections`.
+    pub pool_size: usize,
+    /// How long to wait for a new or a free pooled connection, in seconds (default 5, 1 to
+    /// 600); past it a request fails with `503`.
+    pub connect_timeout_secs: u64,
+    /// The PostgreSQL schema holding the tables (created if missing); every instance of a
+    /// cluster must name the same one. Default: the connection's (`public`).
+    pub schema: Option<String>,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        let d = swivel_provision_postgres::PostgresOptions::default();
+        Self {
+            pool_size: d.pool_size,
+            connect_timeout_secs: d.connect_timeout.as_secs(),
+            schema: None,
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// Checks that every value is usable (the schema name is checked when connecting).
+    pub fn validate(&self) -> Result<(), AppError> {
+        if !(1..=1_000).contains(&self.pool_size) {
+            return Err(AppError::Setup(format!(
+                "invalid configuration: postgres.pool_size must be between 1 and 1000, got {}",
+                self.pool_size
+            )));
+        }
+        if !(1..=600).contains(&self.connect_timeout_secs) {
+            return Err(AppError::Setup(format!(
+                "invalid configuration: postgres.connect_timeout_secs must be between 1 and 600, got {}",
+                self.connect_timeout_secs
+            )));
+        }
+        Ok(())
+    }
+
+    /// The store's options.
+    pub fn options(&self) -> swivel_provision_postgres::PostgresOptions {
+        swivel_provision_postgres::PostgresOptions {
+            pool_size: self.pool_size,
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            schema: self.schema.clone(),
+        }
+    }
+}
+
 /// Certificate and key files (PEM) for HTTPS.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +214,9 @@ pub struct FileConfig {
     /// The outbox (development transport).
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// The PostgreSQL pool.
+    #[serde(default)]
+    pub postgres: PostgresConfig,
     /// Connection limits and timeouts.
     #[serde(default)]
     pub connections: ConnectionLimits,
@@ -169,6 +231,7 @@ impl FileConfig {
         let config: Self = toml::from_str(text)
             .map_err(|e| AppError::Setup(format!("invalid configuration: {e}")))?;
         config.connections.validate()?;
+        config.postgres.validate()?;
         config.throttle.validate()?;
         Ok(config)
     }
@@ -227,5 +290,29 @@ mod tests {
         assert_eq!(c.connections.request_timeout_secs, 30);
         let e = FileConfig::parse("[connections]\nmax_connections = 0\n").unwrap_err();
         assert!(e.to_string().contains("connections.max_connections"), "{e}");
+    }
+
+    #[test]
+    fn postgres_pool_settings() {
+        let c = FileConfig::parse("").unwrap();
+        let o = c.postgres.options();
+        assert_eq!(o, swivel_provision_postgres::PostgresOptions::default());
+        let c = FileConfig::parse(
+            "[postgres]\npool_size = 48\nconnect_timeout_secs = 2\nschema = \"swivel\"\n",
+        )
+        .unwrap();
+        let o = c.postgres.options();
+        assert_eq!(o.pool_size, 48);
+        assert_eq!(o.connect_timeout, Duration::from_secs(2));
+        assert_eq!(o.schema.as_deref(), Some("swivel"));
+        for (bad, names) in [
+            ("pool_size = 0", "postgres.pool_size"),
+            ("pool_size = 5000", "postgres.pool_size"),
+            ("connect_timeout_secs = 0", "postgres.connect_timeout_secs"),
+            ("pool = 3", "unknown field"),
+        ] {
+            let e = FileConfig::parse(&format!("[postgres]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(names), "{bad}: {e}");
+        }
     }
 }

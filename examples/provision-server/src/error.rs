@@ -33,7 +33,8 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Core(e) => match e {
-                swivel_provision::Error::UnknownUser { .. } => StatusCode::NOT_FOUND,
+                swivel_provision::Error::UnknownUser { .. }
+                | swivel_provision::Error::UnknownServerId => StatusCode::NOT_FOUND,
                 swivel_provision::Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
                 swivel_provision::Error::SelfProvisionDisabled => StatusCode::FORBIDDEN,
                 swivel_provision::Error::AccountLocked { .. } => StatusCode::LOCKED,

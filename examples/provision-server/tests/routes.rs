@@ -984,6 +984,239 @@ async fn json_api_with_bearer_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn json_api_saves_users() {
+    let f = fixture().await;
+    let token = f.state.credentials().new_api_token().await.unwrap();
+    let auth = format!("Bearer {}", token.expose_secret());
+    let put = |uri: &str, auth: Option<&str>, body: &str| {
+        let mut b = Request::put(uri).header(header::CONTENT_TYPE, "application/json");
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(Body::from(body.to_owned())).unwrap()
+    };
+    let erin = r#"{"email":"erin@example.com","phone":"+15555550123","mobile_group":true,"pin":"8642097531"}"#;
+    // Without a valid token nothing is saved.
+    for a in [None, Some("Bearer wrong")] {
+        let r = send(&f.app, put("/api/v1/users/erin", a, erin)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let erin_name = Username::parse("erin").unwrap();
+    assert!(
+        f.state
+            .backend()
+            .users
+            .find_user(&erin_name)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let r = send(&f.app, put("/api/v1/users/erin", Some(&auth), erin)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["username"], "erin");
+    assert_eq!(v["mobile_group"], true);
+    assert_eq!(v["destinations"].as_array().unwrap().len(), 2);
+    assert!(!r.body.contains("8642097531"), "the PIN is not echoed");
+    assert_eq!(
+        f.state
+            .pins()
+            .get(&erin_name)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "8642097531"
+    );
+    // A saved user can be reprovisioned through the API at once.
+    let r = send(
+        &f.app,
+        Request::post("/api/v1/users/erin/reprovision")
+            .header(header::AUTHORIZATION, &auth)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+
+    // Saving again replaces destinations and group (the PIN stays when none is given).
+    let r = send(
+        &f.app,
+        put(
+            "/api/v1/users/erin",
+            Some(&auth),
+            r#"{"email":"e2@example.com"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["mobile_group"], false);
+    assert_eq!(v["destinations"][0]["address"], "e2@example.com");
+    assert_eq!(v["destinations"].as_array().unwrap().len(), 1);
+    assert!(f.state.pins().get(&erin_name).await.unwrap().is_some());
+
+    // Bad inputs: each refused with a clear error, nothing written, no value quoted back.
+    for (uri, body, says) in [
+        ("/api/v1/users/erin", "{", "not valid JSON"),
+        (
+            "/api/v1/users/erin",
+            r#"{"pin":12345}"#,
+            "only these fields",
+        ),
+        (
+            "/api/v1/users/erin",
+            r#"{"colour":"red"}"#,
+            "only these fields",
+        ),
+        ("/api/v1/users/erin", r#"{"pin":"12"}"#, "PIN"),
+        (
+            "/api/v1/users/erin",
+            r#"{"email":" "}"#,
+            "destination address",
+        ),
+        (
+            "/api/v1/users/erin",
+            r#"{"phone":"+1555\u0007"}"#,
+            "destination address",
+        ),
+        ("/api/v1/users/%20", "{}", "User not set"),
+    ] {
+        let r = send(&f.app, put(uri, Some(&auth), body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert!(r.body.contains(says), "{body}: {}", r.body);
+        assert!(!r.body.contains("12345"), "{}", r.body);
+    }
+    let r = send(
+        &f.app,
+        Request::put("/api/v1/users/erin")
+            .header(header::AUTHORIZATION, &auth)
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Content-Type"), "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(
+        &send(
+            &f.app,
+            Request::get("/api/v1/users/erin")
+                .header(header::AUTHORIZATION, &auth)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    assert_eq!(v["destinations"][0]["address"], "e2@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_api_sets_sites_with_every_ssd_flag() {
+    let f = fixture().await;
+    let token = f.state.credentials().new_api_token().await.unwrap();
+    let auth = format!("Bearer {}", token.expose_secret());
+    let call = |method: &str, uri: &str, auth: Option<&str>, body: &str| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(Body::from(body.to_owned())).unwrap()
+    };
+    let body = r#"{"hostname":"auth.example.com","port":8443,"context":"proxy","using_ssl":true,"push_support":true,"local":true,"pin":false,"oath":true}"#;
+    let r = send(&f.app, call("PUT", "/api/v1/sites/EDGE", None, body)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = send(&f.app, call("GET", "/api/v1/sites/EDGE", Some(&auth), "")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+
+    let r = send(&f.app, call("PUT", "/api/v1/sites/EDGE", Some(&auth), body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["context"], "proxy");
+    assert_eq!(v["pin"], false);
+    let r = send(&f.app, call("GET", "/api/v1/sites/EDGE", Some(&auth), "")).await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap(),
+        v
+    );
+    // What devices are told, flags as SSD spells them.
+    let r = get(&f.app, "/ssdserver/getServerDetails?id=EDGE", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for part in [
+        "<hostname>auth.example.com</hostname>",
+        "<port>8443</port>",
+        "<connectionType>proxy</connectionType>",
+        "<usingSSL>YES</usingSSL>",
+        "<pushSupport>YES</pushSupport>",
+        "<local>YES</local>",
+        "<pin>NO</pin>",
+        "<oath>YES</oath>",
+    ] {
+        assert!(r.body.contains(part), "{part} in {}", r.body);
+    }
+    // Defaults: pinsafe, PIN asked, every other flag NO.
+    let r = send(
+        &f.app,
+        call(
+            "PUT",
+            "/api/v1/sites/EDGE",
+            Some(&auth),
+            r#"{"hostname":"h.example","port":80}"#,
+        ),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        (
+            v["context"].as_str(),
+            v["using_ssl"].as_bool(),
+            v["pin"].as_bool()
+        ),
+        (Some("pinsafe"), Some(false), Some(true))
+    );
+    // Bad inputs: a clear error each, nothing changed.
+    for (uri, body, says) in [
+        (
+            "/api/v1/sites/EDGE",
+            r#"{"hostname":"h","port":80,"context":"admin"}"#,
+            "context",
+        ),
+        (
+            "/api/v1/sites/EDGE",
+            r#"{"hostname":" ","port":80}"#,
+            "hostname",
+        ),
+        ("/api/v1/sites/EDGE", r#"{"port":80}"#, "hostname"),
+        (
+            "/api/v1/sites/EDGE",
+            r#"{"hostname":"h","port":70000}"#,
+            "port",
+        ),
+        (
+            "/api/v1/sites/EDGE",
+            r#"{"hostname":"h","port":80,"ssl":true}"#,
+            "ssl",
+        ),
+        (
+            "/api/v1/sites/%3Cx%3E",
+            r#"{"hostname":"h","port":80}"#,
+            "Site",
+        ),
+    ] {
+        let r = send(&f.app, call("PUT", uri, Some(&auth), body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert!(r.body.contains(says), "{body}: {}", r.body);
+    }
+    let r = send(&f.app, call("GET", "/api/v1/sites/EDGE", Some(&auth), "")).await;
+    assert!(r.body.contains("h.example"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn large_bodies_are_refused_everywhere() {
     let f = fixture().await;
     let big = format!("username={}", "a".repeat(70 * 1024));

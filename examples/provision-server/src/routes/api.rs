@@ -3,20 +3,29 @@
 //!
 //! - `POST /api/v1/users/{username}/reprovision` → `202` with the destination and expiry.
 //! - `GET /api/v1/users/{username}` → the user and their provisioning status.
+//! - `PUT /api/v1/users/{username}` with a JSON body of
+//!   [`UserFields`](crate::actions::UserFields) → `200` with the user as `GET` shows it
+//!   (added, or destinations, group and PIN replaced).
 //! - `POST /api/v1/users/{username}/unlock` → `200` with whether a lock (or a run of
 //!   failures) was cleared.
+//! - `GET /api/v1/sites/{site}` → what server settings discovery answers for the Site ID.
+//! - `PUT /api/v1/sites/{site}` with a JSON body of [`SiteFields`] → `200` with the site
+//!   as `GET` shows it (added or replaced).
 //!
 //! Errors are `{"error": "<seed wording>"}` with a fitting status.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::header::{self, HeaderMap};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use swivel_provision::{Origin, Username};
+use swivel_provision::{Origin, ServerSettings, SiteId, Username};
 use time::format_description::well_known::Rfc3339;
 
+use crate::actions::UserFields;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -73,11 +82,51 @@ pub async fn user(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let username = Username::parse(&name)?;
-    let Some(user) = state.backend().users.find_user(&username).await? else {
-        return Err(swivel_provision::Error::UnknownUser { username: name }.into());
+    Ok(Json(user_json(&state, &username).await?))
+}
+
+/// `PUT /api/v1/users/{username}`.
+pub async fn save_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<UserFields>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers).await?;
+    let Json(fields) = body.map_err(body_error)?;
+    let saved = crate::actions::save_user(&state, &name, &fields).await?;
+    Ok(Json(user_json(&state, &saved.username).await?))
+}
+
+/// What a refused JSON body is told. Never the parser's own text: it quotes values, and a
+/// value may be a PIN.
+fn body_error(rejection: JsonRejection) -> AppError {
+    AppError::BadRequest(
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "the body must be JSON (Content-Type: application/json)"
+            }
+            JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON",
+            _ => {
+                "the body must be an object with only these fields: email, phone, \
+                 strings_email, strings_phone (strings), mobile_group (true or false), pin \
+                 (a string of 4 to 10 digits)"
+            }
+        }
+        .into(),
+    )
+}
+
+/// The user and their provisioning status, as `GET` shows them.
+async fn user_json(state: &AppState, username: &Username) -> Result<Value, ApiError> {
+    let Some(user) = state.backend().users.find_user(username).await? else {
+        return Err(swivel_provision::Error::UnknownUser {
+            username: username.to_string(),
+        }
+        .into());
     };
-    let status = state.provisioner().status(&username).await?;
-    Ok(Json(json!({
+    let status = state.provisioner().status(username).await?;
+    Ok(json!({
         "username": user.username.as_str(),
         "mobile_group": user.mobile_group,
         "destinations": user.destinations.iter().map(|d| json!({"channel": d.channel.as_str(), "address": d.address})).collect::<Vec<_>>(),
@@ -93,7 +142,7 @@ pub async fn user(
         })),
         "failures": status.failures,
         "locked_at": status.locked_at.map(rfc3339),
-    })))
+    }))
 }
 
 /// `POST /api/v1/users/{username}/unlock`.
@@ -131,4 +180,110 @@ pub async fn reprovision(
         })),
     )
         .into_response())
+}
+
+/// The body of `PUT /api/v1/sites/{site}`: where devices of the site connect, and the five
+/// SSD flags. `hostname` and `port` are required; unknown fields are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteFields {
+    /// Host name devices connect to.
+    pub hostname: String,
+    /// Port.
+    pub port: u16,
+    /// Context path of the AgentXML endpoint: `pinsafe` (default), `sentry` or `proxy`.
+    #[serde(default = "default_context")]
+    pub context: String,
+    /// Devices use HTTPS (SSD `usingSSL`, default false).
+    #[serde(default)]
+    pub using_ssl: bool,
+    /// Push authentication is supported (SSD `pushSupport`, default false).
+    #[serde(default)]
+    pub push_support: bool,
+    /// The server is on the local network (SSD `local`, default false).
+    #[serde(default)]
+    pub local: bool,
+    /// The client asks for a PIN (SSD `pin`, default true).
+    #[serde(default = "yes")]
+    pub pin: bool,
+    /// OATH tokens are used (SSD `oath`, default false).
+    #[serde(default)]
+    pub oath: bool,
+}
+
+fn default_context() -> String {
+    "pinsafe".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl From<SiteFields> for ServerSettings {
+    fn from(f: SiteFields) -> Self {
+        ServerSettings {
+            hostname: f.hostname,
+            port: f.port,
+            connection_type: f.context,
+            using_ssl: f.using_ssl,
+            push_support: f.push_support,
+            local: f.local,
+            pin: f.pin,
+            oath: f.oath,
+        }
+    }
+}
+
+fn site_json(site: &SiteId, s: &ServerSettings) -> Value {
+    json!({
+        "site": site.as_str(),
+        "hostname": s.hostname,
+        "port": s.port,
+        "context": s.connection_type,
+        "using_ssl": s.using_ssl,
+        "push_support": s.push_support,
+        "local": s.local,
+        "pin": s.pin,
+        "oath": s.oath,
+    })
+}
+
+/// `GET /api/v1/sites/{site}`.
+pub async fn site(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers).await?;
+    let site = SiteId::parse(&site)?;
+    let Some(settings) = state.backend().sites.find_site(&site).await? else {
+        return Err(swivel_provision::Error::UnknownServerId.into());
+    };
+    Ok(Json(site_json(&site, &settings)))
+}
+
+/// `PUT /api/v1/sites/{site}`.
+pub async fn save_site(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    body: Result<Json<SiteFields>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers).await?;
+    let Json(fields) = body.map_err(site_body_error)?;
+    let saved = crate::actions::save_site(&state, &site, fields.into()).await?;
+    Ok(Json(site_json(&saved.site, &saved.settings)))
+}
+
+/// What a refused site body is told: a site holds no secret, so the parser's own text
+/// (which field, what was expected) is shown.
+fn site_body_error(rejection: JsonRejection) -> AppError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => AppError::BadRequest(format!(
+            "the body must be an object with hostname (a string), port (1 to 65535) and \
+             optionally context, using_ssl, push_support, local, pin, oath: {}",
+            e.body_text()
+        )),
+        other => body_error(other),
+    }
 }
