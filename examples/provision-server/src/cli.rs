@@ -47,6 +47,12 @@ pub struct Cli {
     /// codes) on stdout.
     #[arg(long)]
     pub demo: bool,
+    /// Set the API token from this file when serving (its first line, at least 32
+    /// characters), replacing any token made before: for an orchestrator's mounted
+    /// secret, or a `memory` database, where `api token` cannot reach the serving process.
+    /// The file should be readable by this user only.
+    #[arg(long)]
+    pub api_token_file: Option<PathBuf>,
     /// TLS certificate chain (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -651,6 +657,11 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
     .await?;
     if cli.demo {
         add_demo_data(&state, &public_url).await?;
+    }
+    if let Some(path) = &cli.api_token_file {
+        let token = crate::files::read_secret_line(path)?;
+        state.credentials().set_api_token(&token).await?;
+        tracing::info!("API token set from {}", path.display());
     }
     if !state.credentials().has_password().await? {
         let password = SecretString::from(random_token(18));

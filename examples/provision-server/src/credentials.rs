@@ -22,6 +22,9 @@ const TOKEN_KEY: &str = "api/token";
 /// Shortest console password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
+/// Shortest API token [`Credentials::set_api_token`] accepts (a made token has 43).
+pub const MIN_TOKEN_CHARS: usize = 32;
+
 /// `n` random bytes from the operating system, URL-safe base64 without padding.
 pub fn random_token(n: usize) -> String {
     let mut bytes = vec![0u8; n];
@@ -109,6 +112,23 @@ impl Credentials {
         Ok(token.into())
     }
 
+    /// Makes `token` the API token (replacing any older one): stores its HMAC. At least
+    /// [`MIN_TOKEN_CHARS`] characters, without blanks or control characters.
+    pub async fn set_api_token(&self, token: &SecretString) -> Result<(), AppError> {
+        let t = token.expose_secret();
+        if t.chars().count() < MIN_TOKEN_CHARS
+            || t.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(AppError::Setup(format!(
+                "an API token must be at least {MIN_TOKEN_CHARS} characters without blanks"
+            )));
+        }
+        self.settings
+            .put_setting(TOKEN_KEY, &self.token_mac(t))
+            .await?;
+        Ok(())
+    }
+
     /// Whether `token` is the API token (false when none is set).
     pub async fn check_api_token(&self, token: &str) -> Result<bool, AppError> {
         let Some(stored) = self.settings.get_setting(TOKEN_KEY).await? else {
@@ -150,5 +170,18 @@ mod tests {
             "old token revoked"
         );
         assert!(c.check_api_token(newer.expose_secret()).await.unwrap());
+        // A token given from outside replaces it; a short or blank one is refused.
+        let given = SecretString::from("g".repeat(MIN_TOKEN_CHARS));
+        c.set_api_token(&given).await.unwrap();
+        assert!(c.check_api_token(given.expose_secret()).await.unwrap());
+        assert!(!c.check_api_token(newer.expose_secret()).await.unwrap());
+        for bad in ["short", &format!("{} x", "g".repeat(40))] {
+            let e = c
+                .set_api_token(&SecretString::from(bad.to_owned()))
+                .await
+                .unwrap_err();
+            assert!(!e.to_string().contains(bad), "{e}");
+        }
+        assert!(c.check_api_token(given.expose_secret()).await.unwrap());
     }
 }

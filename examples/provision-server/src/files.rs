@@ -64,6 +64,32 @@ pub fn tighten(path: &Path, mode: u32) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The first line of a secret file (an API token), trimmed; warns when group or others
+/// may read the file (it is the operator's file: its mode is left as it is). The error
+/// names the file, never its content.
+pub fn read_secret_line(path: &Path) -> Result<secrecy::SecretString, AppError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AppError::Setup(format!("cannot read {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "a secret file that group or others may read");
+            }
+        }
+    }
+    let line = text.lines().next().unwrap_or_default().trim();
+    if line.is_empty() {
+        return Err(AppError::Setup(format!(
+            "{} holds no token on its first line",
+            path.display()
+        )));
+    }
+    Ok(line.to_owned().into())
+}
+
 /// The SQLite database's companion files (`-wal`, `-shm`, `-journal`).
 pub fn sqlite_companions(db: &Path) -> [PathBuf; 3] {
     ["-wal", "-shm", "-journal"].map(|suffix| {

@@ -263,3 +263,94 @@ fn under_tls_hsts_http1_and_a_silent_connection_closed() {
     let s = read_until_closed(&mut silent, Duration::from_secs(20));
     assert!(s.is_ok(), "a silent TLS connection: {s:?}");
 }
+
+/// Sends one HTTP/1.1 request with a bearer token over a fresh connection and returns the
+/// status code and the body.
+fn api_call(url: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr(url)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let text = read_until_closed(&mut s, Duration::from_secs(10)).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[test]
+fn a_memory_server_takes_its_api_token_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "t0ken-from-a-mounted-secret-0123456789abcdef";
+    let token_file = dir.path().join("api-token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::start_with(
+        &data,
+        &[
+            "--database",
+            "memory",
+            "--api-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    let (status, _) = api_call(&server.url, "GET", "/api/v1/users/alice", "wrong-token", "");
+    assert_eq!(status, 401);
+    let (status, body) = api_call(
+        &server.url,
+        "PUT",
+        "/api/v1/users/erin",
+        token,
+        r#"{"email":"erin@example.com","mobile_group":true}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api_call(
+        &server.url,
+        "POST",
+        "/api/v1/users/erin/reprovision",
+        token,
+        "",
+    );
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !data.join("outbox").exists()
+        || std::fs::read_dir(data.join("outbox")).unwrap().count() == 0
+    {
+        assert!(Instant::now() < deadline, "no message in the outbox");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _) = common::latest_code(&data, "erin");
+    assert_eq!(code.len(), 10);
+    assert!(
+        !server.output().contains(token),
+        "the token is never printed"
+    );
+
+    // A token file that is too short stops the server with a clear error.
+    std::fs::write(&token_file, "short\n").unwrap();
+    let out = Command::new(SERVER)
+        .arg("--data-dir")
+        .arg(dir.path().join("data2"))
+        .args([
+            "--database",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-token-file",
+        ])
+        .arg(&token_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 32"), "{stderr}");
+    assert!(!stderr.contains("short"), "{stderr}");
+}
