@@ -528,10 +528,6 @@ impl Provisioner {
         if policy.delivery == DeliveryMode::CodeOnly {
             links = ProvisionLinks::default();
         }
-        #[cfg(feature = "qr")]
-        let qr = links.best().and_then(crate::qr::render);
-        #[cfg(not(feature = "qr"))]
-        let qr = None;
         ProvisionMessage {
             username: username.clone(),
             destination,
@@ -539,7 +535,8 @@ impl Provisioner {
             validity_secs: policy.validity_secs(),
             code,
             links,
-            qr,
+            qr: std::sync::OnceLock::new(),
+            render_qr: cfg!(feature = "qr"),
         }
     }
 

@@ -107,7 +107,12 @@ pub struct ProvisionMessage {
     pub validity_secs: u32,
     pub(crate) code: Option<ProvisionCode>,
     pub(crate) links: ProvisionLinks,
-    pub(crate) qr: Option<QrImage>,
+    /// Rendered on first use ([`ProvisionMessage::qr`]): most transports never show it,
+    /// and rendering costs more than the rest of a request.
+    pub(crate) qr: std::sync::OnceLock<Option<QrImage>>,
+    /// Whether [`ProvisionMessage::qr`] renders the best link (messages the core makes, with
+    /// feature `qr`) or only shows an image given with [`ProvisionMessage::with_qr`].
+    pub(crate) render_qr: bool,
 }
 
 impl ProvisionMessage {
@@ -130,7 +135,8 @@ impl ProvisionMessage {
             validity_secs,
             code,
             links,
-            qr: None,
+            qr: std::sync::OnceLock::new(),
+            render_qr: false,
         }
     }
 
@@ -149,7 +155,7 @@ impl ProvisionMessage {
 
     /// Adds a QR image (for transports' own tests).
     pub fn with_qr(mut self, qr: QrImage) -> Self {
-        self.qr = Some(qr);
+        self.qr = std::sync::OnceLock::from(Some(qr));
         self
     }
 
@@ -163,9 +169,18 @@ impl ProvisionMessage {
         &self.links
     }
 
-    /// The QR code of the complete link (feature `qr`, and only when that link exists).
+    /// The QR code of the best link (feature `qr`, and only when a link exists), rendered
+    /// on the first call and kept: a transport that never shows it never pays for it.
     pub fn qr(&self) -> Option<&QrImage> {
-        self.qr.as_ref()
+        self.qr
+            .get_or_init(|| {
+                #[cfg(feature = "qr")]
+                if self.render_qr {
+                    return self.links.best().and_then(crate::qr::render);
+                }
+                None
+            })
+            .as_ref()
     }
 
     /// Validity in whole minutes, rounded up.
@@ -221,7 +236,7 @@ impl fmt::Debug for ProvisionMessage {
             .field("expires_at", &self.expires_at)
             .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
             .field("links", &self.links)
-            .field("qr", &self.qr)
+            .field("qr", &self.qr.get().and_then(Option::as_ref))
             .finish()
     }
 }

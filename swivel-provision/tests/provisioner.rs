@@ -471,8 +471,12 @@ async fn links_and_qr_in_message() {
         "https://auth.example.com/smc/getsettings/?site=DEMO"
     );
     assert!(m.text_body().contains(complete));
+    // The QR code is rendered when a transport first asks for it, then kept.
+    assert!(format!("{m:?}").contains("qr: None"), "{m:?}");
     let qr = m.qr().expect("QR of the complete link");
     assert!(qr.svg.contains("<svg") && qr.png.starts_with(b"\x89PNG"));
+    assert!(format!("{m:?}").contains("qr: Some(QrImage("), "{m:?}");
+    assert!(!format!("{m:?}").contains(code.expose()));
 
     let mut p = k.p.policy();
     p.delivery = DeliveryMode::UrlOnly;
