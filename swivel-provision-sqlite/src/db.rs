@@ -18,10 +18,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use swivel_provision::{RecordKey, StoreError, UpdateStep, Updated};
+use swivel_provision::{RecordKey, StoreError, Updated};
 use tokio::sync::oneshot;
 
-use crate::codes::apply_update;
+use crate::codes::{Step, apply_update};
 use crate::error::SqliteError;
 use crate::options::SqliteOptions;
 use crate::schema;
@@ -44,7 +44,7 @@ enum Job {
     /// One record update, grouped with the updates next to it in the channel.
     Update {
         key: RecordKey,
-        step: UpdateStep,
+        step: Step,
         reply: Reply,
     },
     /// Anything else, alone (it answers through a channel it captured).
@@ -134,7 +134,7 @@ fn start_readers(
 /// Takes every job waiting in the channel (up to [`MAX_GROUP`] updates in a row), runs the
 /// updates among them as one group commit and the other jobs alone, in order.
 fn writer_loop(mut conn: Connection, path: &Path, rx: &mpsc::Receiver<Job>) {
-    let mut group: Vec<(RecordKey, UpdateStep, Reply)> = Vec::new();
+    let mut group: Vec<(RecordKey, Step, Reply)> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
@@ -158,11 +158,7 @@ fn writer_loop(mut conn: Connection, path: &Path, rx: &mpsc::Receiver<Job>) {
 
 /// Runs `group`'s updates in one transaction, a savepoint each, commits once, then answers
 /// every one of them.
-fn commit_group(
-    conn: &mut Connection,
-    path: &Path,
-    group: &mut Vec<(RecordKey, UpdateStep, Reply)>,
-) {
+fn commit_group(conn: &mut Connection, path: &Path, group: &mut Vec<(RecordKey, Step, Reply)>) {
     if group.is_empty() {
         return;
     }
@@ -255,11 +251,7 @@ impl Db {
 
     /// Applies `step` to the record `key` names, in the writer's next group commit;
     /// answers once that commit returned.
-    pub(crate) async fn update(
-        &self,
-        key: RecordKey,
-        step: UpdateStep,
-    ) -> Result<Updated, StoreError> {
+    pub(crate) async fn update(&self, key: RecordKey, step: Step) -> Result<Updated, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
             .send(Job::Update { key, step, reply })
@@ -321,7 +313,7 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use swivel_provision::{ProvisionRecord, Username};
+    use swivel_provision::{ProvisionRecord, UpdateStep, Username};
 
     fn user(name: &str) -> Username {
         Username::parse(name).expect("valid")
@@ -355,7 +347,7 @@ mod tests {
             ("d", insert("d")),
         ] {
             let (reply, answer) = oneshot::channel();
-            group.push((RecordKey::User(user(name)), step, reply));
+            group.push((RecordKey::User(user(name)), Step::Record(step), reply));
             answers.push(answer);
         }
         commit_group(&mut conn, path, &mut group);

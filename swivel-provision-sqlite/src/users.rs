@@ -25,27 +25,33 @@ fn entry(
     })
 }
 
+/// The user `name`, read with `conn` (a reader's, or the writer's inside an update).
+pub(crate) fn read_user(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    name: &str,
+) -> Result<Option<UserEntry>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT username, destinations, mobile_group FROM users WHERE username = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([name], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(|e| SqliteError::from_sqlite(path, e))?;
+    row.map(|(u, d, m)| entry(path, &u, &d, m)).transpose()
+}
+
 #[async_trait]
 impl UserRepository for SqliteStore {
     async fn find_user(&self, username: &Username) -> Result<Option<UserEntry>, StoreError> {
         let name = username.as_str().to_owned();
-        let row = self
-            .db
-            .run(false, move |conn, path| {
-                conn.prepare_cached(
-                    "SELECT username, destinations, mobile_group FROM users WHERE username = ?1",
-                )
-                .and_then(|mut s| {
-                    s.query_row([&name], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
-                    })
-                    .optional()
-                })
-                .map_err(|e| SqliteError::from_sqlite(path, e))
-            })
-            .await?;
-        row.map(|(u, d, m)| entry(self.path(), &u, &d, m))
-            .transpose()
+        self.db
+            .run(false, move |conn, path| Ok(read_user(conn, path, &name)))
+            .await?
     }
 }
 

@@ -34,6 +34,7 @@ pub mod clock;
 pub mod code;
 pub mod error;
 pub mod events;
+pub mod joint;
 pub mod memory;
 pub mod policy;
 mod provisioner;
@@ -59,6 +60,7 @@ pub use code::{CodeHash, IdHash, ProvisionCode, ProvisionId, ServerKey};
 pub use delivery::QueueConfig;
 pub use error::{BoxError, Error, PolicyError, Result, StoreError, TransportError};
 pub use events::{EventSink, ProvisionEvent, TracingSink};
+pub use joint::{UserRecordStore, UserUpdateStep};
 pub use memory::{MemorySettings, MemorySites, MemoryStore, MemoryUsers};
 pub use policy::{
     CodeAlphabet, CodeFormat, DeliveryMode, DeviceErrors, LinkTemplates, MobilePolicy, Policy,

@@ -17,6 +17,7 @@ use crate::delivery::Job;
 use crate::delivery::{Queue, QueueConfig};
 use crate::error::{Error, PolicyError, Result};
 use crate::events::{EventSink, ProvisionEvent, TracingSink};
+use crate::joint::{UserRecordStore, UserUpdateStep, update_with_user_via};
 use crate::policy::{DeliveryMode, DeviceErrors, MobilePolicy, Policy};
 use crate::record::{Origin, ProvisionRecord};
 use crate::site::{ServerSettings, SiteDirectory};
@@ -109,6 +110,9 @@ pub struct DownloadedStrings {
 struct Inner {
     store: Arc<dyn CodeStore>,
     users: Arc<dyn UserRepository>,
+    /// The store, when it is also the directory: a transition's user lookup rides in its
+    /// update ([`UserRecordStore::update_with_user`]).
+    joint: Option<Arc<dyn UserRecordStore>>,
     sites: Option<Arc<dyn SiteDirectory>>,
     transports: Vec<(Channel, Arc<dyn Transport>)>,
     policy: RwLock<Policy>,
@@ -193,6 +197,7 @@ impl std::fmt::Debug for Provisioner {
 pub struct ProvisionerBuilder {
     store: Option<Arc<dyn CodeStore>>,
     users: Option<Arc<dyn UserRepository>>,
+    joint: Option<Arc<dyn UserRecordStore>>,
     sites: Option<Arc<dyn SiteDirectory>>,
     transports: Vec<(Channel, Arc<dyn Transport>)>,
     policy: Policy,
@@ -204,15 +209,28 @@ pub struct ProvisionerBuilder {
 }
 
 impl ProvisionerBuilder {
-    /// The code store (required).
+    /// The code store (required, here or with [`store_with_users`](Self::store_with_users)).
     pub fn store(mut self, store: Arc<dyn CodeStore>) -> Self {
         self.store = Some(store);
+        self.joint = None;
         self
     }
 
-    /// The user directory (required).
+    /// The user directory (required, here or with
+    /// [`store_with_users`](Self::store_with_users)).
     pub fn users(mut self, users: Arc<dyn UserRepository>) -> Self {
         self.users = Some(users);
+        self.joint = None;
+        self
+    }
+
+    /// One store that is both the code store and the user directory: each transition then
+    /// reads the user and updates the record in one store call
+    /// ([`UserRecordStore::update_with_user`]) instead of two or three.
+    pub fn store_with_users<S: UserRecordStore>(mut self, store: Arc<S>) -> Self {
+        self.store = Some(store.clone());
+        self.users = Some(store.clone());
+        self.joint = Some(store);
         self
     }
 
@@ -299,6 +317,7 @@ impl ProvisionerBuilder {
             inner: Arc::new(Inner {
                 store,
                 users,
+                joint: self.joint,
                 sites: self.sites,
                 transports: self.transports,
                 policy: RwLock::new(self.policy),
@@ -335,6 +354,46 @@ async fn update<T: Send + 'static>(
         next
     });
     let updated = store.update(key.into(), boxed).await?;
+    if updated == Updated::Conflict {
+        return Err(Error::Contention);
+    }
+    answer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or(Err(Error::Contention))
+}
+
+/// Applies `step` to the user's directory entry and the record `key` names: in one
+/// [`UserRecordStore::update_with_user`] call when the store is also the directory, else a
+/// lookup and an update ([`update_with_user_via`]). Otherwise as [`update`].
+async fn update_with_user<T: Send + 'static>(
+    inner: &Inner,
+    key: impl Into<RecordKey>,
+    mut step: impl FnMut(
+        Option<&UserEntry>,
+        Option<&ProvisionRecord>,
+    ) -> Result<(Option<ProvisionRecord>, T)>
+    + Send
+    + 'static,
+) -> Result<T> {
+    let answer: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&answer);
+    let boxed: UserUpdateStep = Box::new(move |user, cur| {
+        let (next, out) = match step(user, cur) {
+            Ok((next, value)) => (next, Ok(value)),
+            Err(e) => (None, Err(e)),
+        };
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        next
+    });
+    let key = key.into();
+    let updated = match &inner.joint {
+        Some(joint) => joint.update_with_user(key, boxed).await?,
+        None => {
+            update_with_user_via(inner.store.as_ref(), inner.users.as_ref(), key, boxed).await?
+        }
+    };
     if updated == Updated::Conflict {
         return Err(Error::Contention);
     }
@@ -414,6 +473,7 @@ impl Provisioner {
         ProvisionerBuilder {
             store: None,
             users: None,
+            joint: None,
             sites: None,
             transports: Vec::new(),
             policy: Policy::default(),
@@ -459,16 +519,12 @@ impl Provisioner {
         self.inner.events.emit(&event);
     }
 
-    async fn user(&self, username: &Username) -> Result<Option<UserEntry>> {
-        Ok(self.inner.users.find_user(username).await?)
-    }
-
     /// Where the provision code goes: the user's first destination with a transport whose
     /// purpose is the one the policy names (`provision_code_as_security_string`: the
     /// security-string transport, else the alert transport), and failing that the first
     /// other one with a transport.
     fn route(
-        &self,
+        transports: &[(Channel, Arc<dyn Transport>)],
         user: &UserEntry,
         policy: &Policy,
     ) -> Option<(Destination, Arc<dyn Transport>)> {
@@ -478,8 +534,7 @@ impl Provisioner {
             Purpose::Alert
         };
         let with_transport = |d: &Destination| {
-            self.inner
-                .transports
+            transports
                 .iter()
                 .find(|(c, _)| *c == d.channel)
                 .map(|(_, t)| (d.clone(), t.clone()))
@@ -569,23 +624,26 @@ impl Provisioner {
             });
             return Err(Error::SelfProvisionDisabled);
         }
-        let Some(user) = self.user(username).await? else {
-            return Err(Error::UnknownUser {
-                username: username.to_string(),
-            });
-        };
-        let Some((destination, transport)) = self.route(&user, &policy) else {
-            return Err(Error::NoSuitableTransport {
-                username: username.to_string(),
-            });
-        };
         let code = with_thread_rng(|rng| ProvisionCode::generate(&policy.code, rng));
         let code_hash = self.inner.key.code_hash(username.as_str(), &code);
         let now = self.now();
-        let (user_key, step_policy) = (username.clone(), policy.clone());
-        let record = update(self.inner.store.as_ref(), username, move |cur| {
+        let (user_key, step_policy, inner) =
+            (username.clone(), policy.clone(), Arc::clone(&self.inner));
+        // The user's entry (does the user exist, where does the code go) and the record, in
+        // one store call where the store is also the directory.
+        let record = update_with_user(&self.inner, username, move |user, cur| {
+            let Some(user) = user else {
+                return Err(Error::UnknownUser {
+                    username: user_key.to_string(),
+                });
+            };
+            let Some(route) = Self::route(&inner.transports, user, &step_policy) else {
+                return Err(Error::NoSuitableTransport {
+                    username: user_key.to_string(),
+                });
+            };
             let next = state::request(cur, &user_key, code_hash, origin, now, &step_policy)?;
-            Ok((Some(next.clone()), next))
+            Ok((Some(next.clone()), (next, route)))
         })
         .await;
         let record = match record {
@@ -604,6 +662,7 @@ impl Provisioner {
             }
             other => other?,
         };
+        let (record, (destination, transport)) = record;
         let expires_at = record.pending_expires_at().unwrap_or(now);
         self.emit(ProvisionEvent::CodeCreated {
             username: username.clone(),
@@ -701,12 +760,12 @@ impl Provisioner {
         device: DeviceInfo,
     ) -> Result<ProvisionId> {
         // The same work whoever asks: a directory lookup, a store read, a keyed hash, a
-        // constant-time compare and a write (the failure is counted on the name's record).
-        let known_user = self.user(username).await?.is_some();
+        // constant-time compare and a write (the failure is counted on the name's record);
+        // the lookup rides in the update where the store is also the directory.
         let policy = self.policy();
         let id = with_thread_rng(ProvisionId::generate);
         let presented = state::Presented {
-            known_user,
+            known_user: false,
             code_hash: self.inner.key.code_hash(username.as_str(), code),
             well_formed: code.fits(&policy.code),
             new_device: self.inner.key.id_hash(&id),
@@ -724,16 +783,21 @@ impl Provisioner {
         let now = self.now();
         let (name, step_presented, step_policy) =
             (username.clone(), presented.clone(), policy.clone());
-        let outcome = update(self.inner.store.as_ref(), username, move |cur| {
+        let (known_user, outcome) = update_with_user(&self.inner, username, move |user, cur| {
+            let presented = state::Presented {
+                known_user: user.is_some(),
+                ..step_presented.clone()
+            };
+            let known_user = presented.known_user;
             Ok(
-                match state::redeem(cur, &name, step_presented.clone(), now, &step_policy) {
-                    Redeem::Provisioned(next) => (Some(next), None),
+                match state::redeem(cur, &name, presented, now, &step_policy) {
+                    Redeem::Provisioned(next) => (Some(next), (known_user, None)),
                     Redeem::Failed {
                         next,
                         cause,
                         burned,
                         locked,
-                    } => (Some(next), Some((cause, burned, locked))),
+                    } => (Some(next), (known_user, Some((cause, burned, locked)))),
                 },
             )
         })
@@ -775,42 +839,32 @@ impl Provisioner {
     /// Strings`).
     pub async fn download_strings(&self, id: &ProvisionId) -> Result<DownloadedStrings> {
         let id_hash = self.inner.key.id_hash(id);
-        let Some(found) = self.inner.store.find_by_id_hash(&id_hash).await? else {
-            self.emit(ProvisionEvent::UnknownMobileUser);
-            return Err(Error::UnknownProvisionId);
-        };
-        let username = found.username.clone();
-        let Some(user) = self.user(&username).await? else {
-            self.emit(ProvisionEvent::NoAuthMethod {
-                username: username.clone(),
-            });
-            return Err(Error::NoAuthMethod {
-                username: username.to_string(),
-            });
-        };
-        if !user.mobile_group {
-            return Err(Error::NotInMobileGroup {
-                username: username.to_string(),
-            });
-        }
-        let owner = username.clone();
-        let generation = update(self.inner.store.as_ref(), id_hash, move |cur| {
+        // The record holding this device and its owner's entry, in one store call where
+        // the store is also the directory.
+        let outcome = update_with_user(&self.inner, id_hash, move |user, cur| {
             let device_matches = cur
-                .filter(|c| c.username == owner)
                 .and_then(|c| c.device.as_ref())
                 .is_some_and(|d| d.id_hash.ct_eq(&id_hash));
-            if !device_matches {
+            let Some(cur) = cur.filter(|_| device_matches) else {
                 return Err(Error::UnknownProvisionId);
+            };
+            let username = cur.username.clone();
+            let Some(user) = user else {
+                // The owner left the directory: nothing is written.
+                return Ok((None, Err(username)));
+            };
+            if !user.mobile_group {
+                return Err(Error::NotInMobileGroup {
+                    username: username.to_string(),
+                });
             }
-            let next = cur
-                .and_then(state::download)
-                .ok_or(Error::UnknownProvisionId)?;
+            let next = state::download(cur).ok_or(Error::UnknownProvisionId)?;
             let generation = next
                 .device
                 .as_ref()
                 .map(|d| d.generation)
                 .unwrap_or_default();
-            Ok((Some(next), generation))
+            Ok((Some(next), Ok((username, generation))))
         })
         .await
         .inspect_err(|e| {
@@ -818,6 +872,17 @@ impl Provisioner {
                 self.emit(ProvisionEvent::UnknownMobileUser);
             }
         })?;
+        let (username, generation) = match outcome {
+            Ok(done) => done,
+            Err(username) => {
+                self.emit(ProvisionEvent::NoAuthMethod {
+                    username: username.clone(),
+                });
+                return Err(Error::NoAuthMethod {
+                    username: username.to_string(),
+                });
+            }
+        };
         let seed = self.inner.key.strings_seed(&id_hash, generation);
         let strings = self.inner.strings.generate(seed, generation);
         self.emit(ProvisionEvent::StringsDownloaded {

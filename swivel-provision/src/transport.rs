@@ -178,6 +178,8 @@ impl ProvisionMessage {
                 if self.render_qr {
                     return self.links.best().and_then(crate::qr::render);
                 }
+                #[cfg(not(feature = "qr"))]
+                let _ = self.render_qr;
                 None
             })
             .as_ref()

@@ -1,7 +1,9 @@
 //! The conformance suite every [`CodeStore`] must pass: compare-and-swap semantics, device
 //! Id uniqueness, lookups, expiry listing, [`CodeStore::update`] (by user and by device Id
 //! hash; 32 concurrent updates of one record: exactly one takes a code, and none is lost),
-//! and exactly-once redeem under concurrency through the real [`Provisioner`].
+//! and exactly-once redeem under concurrency through the real [`Provisioner`]; for a
+//! store that is also the user directory, [`run_with_users`] adds the checks of
+//! [`UserRecordStore::update_with_user`].
 //!
 //! Run it from a store's tests inside a multi-thread tokio runtime:
 //!
@@ -23,13 +25,14 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use crate::code::{CodeHash, IdHash, ProvisionCode, ServerKey, os_rng};
+use crate::joint::UserRecordStore;
 use crate::memory::MemoryUsers;
 use crate::provisioner::{Delivery, Provisioner};
 use crate::record::{Device, Origin, PendingCode, ProvisionRecord};
 use crate::store::{CodeStore, RecordKey, Updated};
 use crate::testing::{ManualClock, RecordingTransport};
 use crate::types::{Channel, Destination, DeviceInfo, Username};
-use crate::users::UserEntry;
+use crate::users::{UserAdmin, UserEntry};
 
 /// Concurrent redeems of one code in [`exactly_once_redeem`].
 pub const CONCURRENT_REDEEMS: usize = 32;
@@ -610,4 +613,209 @@ pub async fn purge_leaves_live_records(store: Arc<dyn CodeStore>) {
         .expect("load")
         .expect("live record kept");
     assert!(live_rec.pending.is_some(), "purge: live code kept");
+}
+
+/// Runs every check of [`run`], then those of [`UserRecordStore::update_with_user`] for a
+/// store that is also the user directory: the step sees the user the key names (or the
+/// owner of the record a device Id finds, and no user for an unknown name); 32 concurrent
+/// joint updates of one record: exactly one takes the code; and the whole cycle
+/// (request, 32 concurrent redeems, strings download) through a [`Provisioner`] built with
+/// [`store_with_users`](crate::ProvisionerBuilder::store_with_users).
+pub async fn run_with_users<S: UserRecordStore + UserAdmin>(store: Arc<S>) {
+    run(store.clone()).await;
+    update_with_user_sees_the_directory(store.as_ref()).await;
+    concurrent_updates_with_user_one_winner(store.clone()).await;
+    joint_cycle_exactly_once(store).await;
+}
+
+fn mobile_user(name: &Username) -> UserEntry {
+    UserEntry::new(name.clone())
+        .with_destination(Destination::new(Channel::Email, "user@example.com").expect("valid"))
+        .with_mobile_group(true)
+}
+
+/// The user and record one `update_with_user` call saw, and what it did.
+async fn joint_update(
+    store: &dyn UserRecordStore,
+    key: RecordKey,
+    next: impl Fn(Option<&UserEntry>, Option<&ProvisionRecord>) -> Option<ProvisionRecord>
+    + Send
+    + 'static,
+) -> (Updated, Option<UserEntry>, Option<ProvisionRecord>) {
+    let seen = Arc::new(std::sync::Mutex::new((None, None)));
+    let slot = seen.clone();
+    let updated = store
+        .update_with_user(
+            key,
+            Box::new(move |user, cur| {
+                *slot.lock().expect("lock") = (user.cloned(), cur.cloned());
+                next(user, cur)
+            }),
+        )
+        .await
+        .expect("update_with_user");
+    let (user, record) = seen.lock().expect("lock").clone();
+    (updated, user, record)
+}
+
+/// `update_with_user` hands the step the directory entry of the user the key names (none
+/// for an unknown user), or of the owner of the record a device Id finds, with the record.
+pub async fn update_with_user_sees_the_directory<S: UserRecordStore + UserAdmin>(store: &S) {
+    let (known, unknown) = (unique("joint"), unique("joint-none"));
+    store
+        .put_user(&mobile_user(&known))
+        .await
+        .expect("put_user");
+    // Known user, no record yet: the entry and no record; the step's record is written.
+    let id = random_id();
+    let owner = known.clone();
+    let (updated, user, record) =
+        joint_update(store, RecordKey::User(known.clone()), move |u, cur| {
+            assert!(u.is_some() && cur.is_none());
+            let mut r = ProvisionRecord::new(owner.clone());
+            r.version = 1;
+            r.device = Some(device(id));
+            Some(r)
+        })
+        .await;
+    assert_eq!(
+        updated,
+        Updated::Written,
+        "update_with_user: the step's record is written"
+    );
+    assert_eq!(
+        user,
+        Some(mobile_user(&known)),
+        "update_with_user: the user's entry"
+    );
+    assert!(record.is_none());
+    // By device Id: the owner's entry and the record.
+    let (updated, user, record) = joint_update(store, RecordKey::Device(id), |_, _| None).await;
+    assert_eq!(updated, Updated::Kept);
+    assert_eq!(
+        user.map(|u| u.username),
+        Some(known.clone()),
+        "update_with_user: the owner by device Id"
+    );
+    assert_eq!(record.map(|r| r.version), Some(1));
+    // Unknown user: no entry, no record; nothing written when the step says so.
+    let (updated, user, record) =
+        joint_update(store, RecordKey::User(unknown.clone()), |_, _| None).await;
+    assert_eq!(
+        (updated, user, record),
+        (Updated::Kept, None, None),
+        "update_with_user: unknown user"
+    );
+    // Unknown device Id: no user, no record.
+    let (updated, user, record) =
+        joint_update(store, RecordKey::Device(random_id()), |_, _| None).await;
+    assert_eq!(
+        (updated, user, record),
+        (Updated::Kept, None, None),
+        "update_with_user: unknown device"
+    );
+    // A user removed from the directory is seen as gone, the record as it is.
+    store.remove_user(&known).await.expect("remove_user");
+    let (_, user, record) = joint_update(store, RecordKey::User(known.clone()), |_, _| None).await;
+    assert!(
+        user.is_none() && record.is_some(),
+        "update_with_user: a removed user"
+    );
+}
+
+/// Of [`CONCURRENT_REDEEMS`] concurrent `update_with_user` calls that each take the one
+/// pending code, exactly one writes.
+pub async fn concurrent_updates_with_user_one_winner<S: UserRecordStore + UserAdmin>(
+    store: Arc<S>,
+) {
+    let user = unique("joint-race");
+    store.put_user(&mobile_user(&user)).await.expect("put_user");
+    let mut r = ProvisionRecord::new(user.clone());
+    r.version = 1;
+    r.pending = Some(pending(9, t0() + Duration::seconds(600)));
+    assert!(store.compare_and_swap(None, &r).await.expect("insert"));
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENT_REDEEMS {
+        let (store, user) = (store.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = random_id();
+            joint_update(store.as_ref(), RecordKey::User(user), move |u, cur| {
+                u?;
+                let cur = cur?;
+                cur.pending.as_ref()?;
+                let mut next = cur.clone();
+                next.version += 1;
+                next.pending = None;
+                next.device = Some(device(id));
+                Some(next)
+            })
+            .await
+            .0
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Updated::Written => wins += 1,
+            Updated::Kept => {}
+            other => panic!("concurrent_updates_with_user_one_winner: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        wins, 1,
+        "exactly one of {CONCURRENT_REDEEMS} concurrent joint updates must take the code"
+    );
+    let stored = store.load(&user).await.expect("load").expect("record");
+    assert_eq!(stored.version, 2);
+}
+
+/// A request, [`CONCURRENT_REDEEMS`] concurrent redeems (exactly one wins) and a strings
+/// download through a provisioner whose store is also the directory; an unknown user's
+/// redeem fails like a wrong code.
+pub async fn joint_cycle_exactly_once<S: UserRecordStore + UserAdmin>(store: Arc<S>) {
+    let user = unique("joint-cycle");
+    store.put_user(&mobile_user(&user)).await.expect("put_user");
+    let outbox = Arc::new(RecordingTransport::new());
+    let p = Provisioner::builder()
+        .store_with_users(store.clone())
+        .transport(Channel::Email, outbox.clone())
+        .server_key(ServerKey::from_bytes([42; 32]))
+        .delivery(Delivery::Direct)
+        .build()
+        .expect("provisioner");
+    p.request_provision(&user, Origin::Admin)
+        .await
+        .expect("request");
+    let code = outbox.last_code_for(&user).expect("code sent");
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENT_REDEEMS {
+        let (p, user, code) = (p.clone(), user.clone(), code.clone());
+        tasks.push(tokio::spawn(async move {
+            p.redeem(&user, &code, DeviceInfo::default()).await
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(id) => ids.push(id),
+            Err(crate::Error::ProvisionFailure) => {}
+            Err(e) => panic!("joint_cycle_exactly_once: unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(
+        ids.len(),
+        1,
+        "exactly one of {CONCURRENT_REDEEMS} concurrent redeems must win"
+    );
+    let strings = p.download_strings(&ids[0]).await.expect("download");
+    assert_eq!(strings.username, user);
+    let nobody = unique("joint-nobody");
+    assert!(matches!(
+        p.request_provision(&nobody, Origin::Admin).await,
+        Err(crate::Error::UnknownUser { .. })
+    ));
+    assert!(matches!(
+        p.redeem(&nobody, &code, DeviceInfo::default()).await,
+        Err(crate::Error::ProvisionFailure)
+    ));
 }
