@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use swivel_provision::store::check_owner;
 use swivel_provision::{
-    CodeStore, IdHash, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated, Username,
+    CodeStore, IdHash, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated,
+    UserRecordStore, UserUpdateStep, Username,
 };
 use time::OffsetDateTime;
 
@@ -126,14 +127,23 @@ fn swap_in(
     Ok(changed == 1)
 }
 
-/// One [`CodeStore::update`] inside the writer's group transaction: reads the record `key`
-/// names, runs `step`, writes its record. Runs on the writer thread, inside a savepoint
-/// that is rolled back when this returns an error.
+/// The transition an update applies: to the record alone ([`CodeStore::update`]) or to the
+/// user's directory entry and the record ([`UserRecordStore::update_with_user`]).
+pub(crate) enum Step {
+    /// Sees the record.
+    Record(UpdateStep),
+    /// Sees the user (read in the same transaction) and the record.
+    WithUser(UserUpdateStep),
+}
+
+/// One update inside the writer's group transaction: reads the record `key` names (and,
+/// for [`Step::WithUser`], its user), runs `step`, writes its record. Runs on the writer
+/// thread, inside a savepoint that is rolled back when this returns an error.
 pub(crate) fn apply_update(
     conn: &Connection,
     path: &Path,
     key: &RecordKey,
-    step: &mut UpdateStep,
+    step: &mut Step,
 ) -> Result<Updated, StoreError> {
     let sql = |e| SqliteError::from_sqlite(path, e);
     let (query, value) = match key {
@@ -152,7 +162,22 @@ pub(crate) fn apply_update(
         .and_then(|mut s| s.query_row([&value], |r| r.get(0)).optional())
         .map_err(sql)?;
     let current = body.map(|b| parse_record(path, &b)).transpose()?;
-    let Some(next) = step(current.as_ref()) else {
+    let next = match step {
+        Step::Record(step) => step(current.as_ref()),
+        Step::WithUser(step) => {
+            let owner = match (key, &current) {
+                (_, Some(c)) => Some(c.username.as_str()),
+                (RecordKey::User(username), None) => Some(username.as_str()),
+                _ => None,
+            };
+            let user = match owner {
+                Some(name) => crate::users::read_user(conn, path, name)?,
+                None => None,
+            };
+            step(user.as_ref(), current.as_ref())
+        }
+    };
+    let Some(next) = next else {
         return Ok(Updated::Kept);
     };
     check_owner(key, current.as_ref(), &next)?;
@@ -215,7 +240,7 @@ impl CodeStore for SqliteStore {
     }
 
     async fn update(&self, key: RecordKey, step: UpdateStep) -> Result<Updated, StoreError> {
-        self.db.update(key, step).await
+        self.db.update(key, Step::Record(step)).await
     }
 
     async fn delete(&self, username: &Username, expected_version: u64) -> Result<bool, StoreError> {
@@ -272,5 +297,18 @@ impl CodeStore for SqliteStore {
             .iter()
             .map(|n| Username::parse(n).map_err(StoreError::backend))
             .collect()
+    }
+}
+
+/// The user is read inside the update's own transaction, on the writer thread: a
+/// transition makes one store call.
+#[async_trait]
+impl UserRecordStore for SqliteStore {
+    async fn update_with_user(
+        &self,
+        key: RecordKey,
+        step: UserUpdateStep,
+    ) -> Result<Updated, StoreError> {
+        self.db.update(key, Step::WithUser(step)).await
     }
 }

@@ -1,4 +1,5 @@
-//! The core's CodeStore conformance suite against SqliteStore, on a file and in memory.
+//! The core's conformance suite (with the checks of a store that is also the user
+//! directory) against SqliteStore, on a file and in memory.
 
 use std::sync::Arc;
 
@@ -11,17 +12,17 @@ async fn conformance_on_a_file() {
     let store = SqliteStore::open(dir.path().join("conformance.db"))
         .await
         .expect("open");
-    conformance::run(Arc::new(store.clone())).await;
+    conformance::run_with_users(Arc::new(store.clone())).await;
     // The suite shares one database between its checks; run it again on the same file
     // through a second store, as a second process would.
     let again = SqliteStore::open(dir.path().join("conformance.db"))
         .await
         .expect("reopen");
-    conformance::run(Arc::new(again)).await;
+    conformance::run_with_users(Arc::new(again)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_in_memory() {
     let store = SqliteStore::open_in_memory().await.expect("open");
-    conformance::run(Arc::new(store)).await;
+    conformance::run_with_users(Arc::new(store)).await;
 }
