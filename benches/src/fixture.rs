@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use swivel_provision::{
     Channel, CodeStore, Delivery, Destination, MemoryStore, MemoryUsers, Provisioner, ServerKey,
-    UserEntry, UserRepository, Username,
+    UserEntry, UserRecordStore, UserRepository, Username,
 };
 use swivel_provision_sqlite::{Durability, SqliteOptions, SqliteStore};
 
@@ -47,14 +47,23 @@ pub struct Fixture {
     pub sqlite: Option<SqliteStore>,
 }
 
+/// Where a fixture's provisioner keeps records and reads users.
+enum Storage {
+    /// A code store and a separate directory.
+    Separate(Arc<dyn CodeStore>, Arc<dyn UserRepository>),
+    /// One store that is also the directory (one store call per transition).
+    Joint(Arc<dyn UserRecordStore>),
+}
+
 fn provisioner(
-    store: Arc<dyn CodeStore>,
-    users: Arc<dyn UserRepository>,
+    storage: Storage,
     transport: Arc<LastCodeTransport>,
 ) -> Result<Provisioner, BenchError> {
-    Ok(Provisioner::builder()
-        .store(store)
-        .users(users)
+    let builder = match storage {
+        Storage::Separate(store, users) => Provisioner::builder().store(store).users(users),
+        Storage::Joint(store) => Provisioner::builder().store_with_users(store),
+    };
+    Ok(builder
         .transport(Channel::Email, transport)
         .server_key(bench_key())
         .delivery(Delivery::Direct)
@@ -72,7 +81,10 @@ impl Fixture {
         }
         let transport = Arc::new(LastCodeTransport::new());
         Ok(Fixture {
-            provisioner: provisioner(Arc::new(MemoryStore::new()), directory, transport.clone())?,
+            provisioner: provisioner(
+                Storage::Separate(Arc::new(MemoryStore::new()), directory),
+                transport.clone(),
+            )?,
             transport,
             users: names,
             sqlite: None,
@@ -100,11 +112,7 @@ impl Fixture {
         .await?;
         let transport = Arc::new(LastCodeTransport::new());
         Ok(Fixture {
-            provisioner: provisioner(
-                Arc::new(store.clone()),
-                Arc::new(store.clone()),
-                transport.clone(),
-            )?,
+            provisioner: provisioner(Storage::Joint(Arc::new(store.clone())), transport.clone())?,
             transport,
             users: spread(total, sample),
             sqlite: Some(store),

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use swivel_provision::{
     Destination, ServerSettings, SiteAdmin, SiteDirectory, SiteId, StoreError, UserAdmin,
-    UserEntry, UserRepository, Username,
+    UserEntry, UserRecordStore, UserRepository, Username,
 };
 use tokio_postgres::Row;
 
@@ -138,6 +138,10 @@ impl UserRepository for PostgresStore {
         Ok(self.user(username).await?)
     }
 }
+
+/// The default: the user is read, then the record updated in its own transaction (two
+/// calls); the user's entry and the record are not read in one transaction yet.
+impl UserRecordStore for PostgresStore {}
 
 #[async_trait]
 impl UserAdmin for PostgresStore {

@@ -13,7 +13,7 @@ async fn conformance_suite_passes() {
     };
     let schema = TestSchema::new(&url);
     let store = schema.store().await;
-    swivel_provision::testing::conformance::run(Arc::new(store)).await;
+    swivel_provision::testing::conformance::run_with_users(Arc::new(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -30,5 +30,5 @@ async fn conformance_suite_passes_on_a_small_pool() {
     let store = swivel_provision_postgres::PostgresStore::connect_with(&url, options)
         .await
         .expect("connect");
-    swivel_provision::testing::conformance::run(Arc::new(store)).await;
+    swivel_provision::testing::conformance::run_with_users(Arc::new(store)).await;
 }

@@ -227,7 +227,7 @@ impl ProvisionerBuilder {
     /// One store that is both the code store and the user directory: each transition then
     /// reads the user and updates the record in one store call
     /// ([`UserRecordStore::update_with_user`]) instead of two or three.
-    pub fn store_with_users<S: UserRecordStore>(mut self, store: Arc<S>) -> Self {
+    pub fn store_with_users(mut self, store: Arc<dyn UserRecordStore>) -> Self {
         self.store = Some(store.clone());
         self.users = Some(store.clone());
         self.joint = Some(store);

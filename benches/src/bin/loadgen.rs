@@ -364,8 +364,7 @@ async fn prepare(
     policy.delivery = DeliveryMode::CodeOnly;
     let transport = Arc::new(LastCodeTransport::new());
     let provisioner = Provisioner::builder()
-        .store(Arc::new(store.clone()))
-        .users(Arc::new(store.clone()))
+        .store_with_users(Arc::new(store.clone()))
         .transport(Channel::Email, transport.clone())
         .policy(policy)
         .server_key(key)

@@ -217,8 +217,7 @@ async fn provisioner(args: &Args) -> Result<(Provisioner, Arc<LastCodeTransport>
     policy.delivery = DeliveryMode::CodeOnly;
     let transport = Arc::new(LastCodeTransport::new());
     let provisioner = Provisioner::builder()
-        .store(Arc::new(store.clone()))
-        .users(Arc::new(store))
+        .store_with_users(Arc::new(store))
         .transport(Channel::Email, transport.clone())
         .policy(policy)
         .server_key(key)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use swivel_provision::{
     CodeStore, MemorySettings, MemorySites, MemoryStore, MemoryUsers, SettingsStore, SiteAdmin,
-    SiteDirectory, UserAdmin, UserRepository,
+    SiteDirectory, UserAdmin, UserRecordStore, UserRepository,
 };
 
 use swivel_provision_sqlite::{Durability, SqliteOptions};
@@ -21,6 +21,9 @@ pub struct Backend {
     pub codes: Arc<dyn CodeStore>,
     /// The user directory, as the core reads it.
     pub users: Arc<dyn UserRepository>,
+    /// The code store when it is also the user directory (SQLite, PostgreSQL): each
+    /// transition then reads the user and updates the record in one store call.
+    pub joint: Option<Arc<dyn UserRecordStore>>,
     /// The user directory, as the console and the command line change it.
     pub user_admin: Arc<dyn UserAdmin>,
     /// The site directory, as the core reads it (SSD).
@@ -43,11 +46,12 @@ impl Backend {
     /// All parts from one store that implements every trait.
     pub fn from_store<S>(store: S, description: impl Into<String>) -> Self
     where
-        S: CodeStore + UserAdmin + SiteAdmin + SettingsStore + Clone,
+        S: UserRecordStore + UserAdmin + SiteAdmin + SettingsStore + Clone,
     {
         Self {
             codes: Arc::new(store.clone()),
             users: Arc::new(store.clone()),
+            joint: Some(Arc::new(store.clone())),
             user_admin: Arc::new(store.clone()),
             sites: Arc::new(store.clone()),
             site_admin: Arc::new(store.clone()),
@@ -63,6 +67,7 @@ impl Backend {
         Self {
             codes: Arc::new(MemoryStore::new()),
             users: users.clone(),
+            joint: None,
             user_admin: users,
             sites: sites.clone(),
             site_admin: sites,

@@ -272,9 +272,13 @@ impl StateBuilder {
         let policy = effective(stored, &auto_links, &auto_site);
         policy.validate().map_err(swivel_provision::Error::from)?;
         let log = Arc::new(EventLog::new(self.log_lines));
-        let mut builder = Provisioner::builder()
-            .store(self.backend.codes.clone())
-            .users(self.backend.users.clone())
+        let builder = match &self.backend.joint {
+            Some(joint) => Provisioner::builder().store_with_users(joint.clone()),
+            None => Provisioner::builder()
+                .store(self.backend.codes.clone())
+                .users(self.backend.users.clone()),
+        };
+        let mut builder = builder
             .sites(self.backend.sites.clone())
             .server_key(self.key.clone())
             .policy(policy)

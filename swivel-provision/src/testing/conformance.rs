@@ -777,7 +777,7 @@ pub async fn joint_cycle_exactly_once<S: UserRecordStore + UserAdmin>(store: Arc
     store.put_user(&mobile_user(&user)).await.expect("put_user");
     let outbox = Arc::new(RecordingTransport::new());
     let p = Provisioner::builder()
-        .store_with_users(store.clone())
+        .store_with_users(store.clone() as Arc<dyn UserRecordStore>)
         .transport(Channel::Email, outbox.clone())
         .server_key(ServerKey::from_bytes([42; 32]))
         .delivery(Delivery::Direct)
