@@ -36,6 +36,7 @@ pub mod files;
 pub mod html;
 pub mod outbox;
 pub mod pin;
+pub mod readiness;
 pub mod routes;
 pub mod serve;
 pub mod session;
