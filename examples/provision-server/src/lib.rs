@@ -40,6 +40,7 @@ pub mod readiness;
 pub mod routes;
 pub mod serve;
 pub mod session;
+pub mod shutdown;
 pub mod state;
 pub mod throttle;
 pub mod transports;
