@@ -7,8 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod forwarder;
 pub mod oneshot;
 pub mod pki;
+pub mod postgres;
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_provision-server");
 pub const PASSWORD: &str = "console password for tests";
