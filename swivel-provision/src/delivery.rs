@@ -177,6 +177,12 @@ impl Queue {
         })
     }
 
+    /// Whether the worker task still takes jobs: it holds the receiving end, which is gone
+    /// once the task has ended (its runtime shut down, or it panicked).
+    pub(crate) fn is_running(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
     /// Waits until no message is queued or being delivered.
     pub(crate) async fn idle(&self) {
         loop {

@@ -734,6 +734,19 @@ impl Provisioner {
         }
     }
 
+    /// Whether messages can be delivered: `true` with direct delivery, and with queued
+    /// delivery while the queue's worker is running (it stops only with the tokio runtime
+    /// it was started on, or if it panicked). While it is `false`,
+    /// [`Provisioner::request_provision`] fails with a transient error and revokes the code.
+    /// For readiness checks.
+    pub fn deliveries_running(&self) -> bool {
+        #[cfg(feature = "tokio")]
+        if let Some(queue) = &self.inner.queue {
+            return queue.is_running();
+        }
+        true
+    }
+
     /// Redeems a code from a device: on success the user's device is replaced by this one
     /// (the old device and its strings stop working) and its provision Id is returned.
     ///
@@ -1099,6 +1112,41 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn builder() -> ProvisionerBuilder {
+        Provisioner::builder()
+            .store(Arc::new(crate::MemoryStore::new()))
+            .users(Arc::new(crate::MemoryUsers::new()))
+            .server_key(ServerKey::generate())
+    }
+
+    #[test]
+    fn deliveries_run_directly_and_while_the_queue_worker_lives() {
+        let direct = builder().delivery(Delivery::Direct).build().unwrap();
+        assert!(direct.deliveries_running(), "direct delivery always runs");
+
+        #[cfg(feature = "tokio")]
+        {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let queued = runtime
+                .block_on(async {
+                    builder()
+                        .delivery(Delivery::Queued(QueueConfig::default()))
+                        .build()
+                })
+                .unwrap();
+            assert!(queued.deliveries_running(), "the worker was just started");
+            // Shutting the runtime down ends the worker task (and drops its receiver).
+            drop(runtime);
+            assert!(
+                !queued.deliveries_running(),
+                "the worker's runtime is gone, so nothing is delivered"
+            );
+        }
+    }
 
     #[test]
     fn link_filling() {

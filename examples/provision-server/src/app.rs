@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::routes::{admin, agentxml, api, landing, login, selfservice, ssd, tokenindex};
+use crate::routes::{admin, agentxml, api, health, landing, login, selfservice, ssd, tokenindex};
 use crate::state::AppState;
 
 /// Largest request body accepted (larger ones get `413 Payload Too Large`).
@@ -27,6 +27,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::map_response(agentxml::as_sas_response));
     let router = token_index_routes(Router::new())
         .route("/", get(landing::home))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/ssdserver/getServerDetails", get(ssd::handle))
         .route(
             "/reset/provision",

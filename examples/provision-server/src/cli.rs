@@ -591,24 +591,6 @@ pub async fn add_demo_data(state: &AppState, public_url: &str) -> Result<(), App
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-}
-
 async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
     let key = load_or_create_key(&r.data_dir)?;
     // One server per SQLite database (PostgreSQL instances share theirs); held until exit.
@@ -685,6 +667,9 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         }
     });
     let router = crate::app(state.clone());
+    let handle = axum_server::Handle::new();
+    let shutdown =
+        crate::shutdown::Shutdown::watch(handle.clone(), r.file.connections.shutdown_timeout())?;
     println!(
         "provision-server listening on {public_url} (data: {}, store: {})",
         r.data_dir.display(),
@@ -707,19 +692,10 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         }
         None => None,
     };
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        h.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
     crate::serve::serve(listener, router, r.file.connections, tls, handle).await?;
-    let _ = tokio::time::timeout(
-        Duration::from_secs(10),
-        state.provisioner().deliveries_idle(),
-    )
-    .await;
+    shutdown.finish(state.provisioner()).await;
     println!("provision-server stopped.");
+    let _ = std::io::stdout().flush();
     Ok(())
 }
 

@@ -32,6 +32,7 @@
 //! request_timeout_secs = 30
 //! idle_timeout_secs = 60
 //! max_connections = 10000
+//! shutdown_timeout_secs = 10                # SIGTERM/SIGINT: finish requests and deliveries
 //!
 //! [throttle]                                # see crate::throttle::ThrottleConfig
 //! trusted_proxies = ["127.0.0.1"]           # believe X-Forwarded-For from these peers only
@@ -77,6 +78,10 @@ pub struct ConnectionLimits {
     /// Connections served at once; further ones wait in the listen backlog until one
     /// closes (default 10,000).
     pub max_connections: usize,
+    /// On SIGTERM or SIGINT the server stops accepting, then gives requests in flight and
+    /// queued deliveries this many seconds, together, to finish before it exits (default
+    /// 10, 1 to 3,600).
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -86,6 +91,7 @@ impl Default for ConnectionLimits {
             request_timeout_secs: 30,
             idle_timeout_secs: 60,
             max_connections: 10_000,
+            shutdown_timeout_secs: 10,
         }
     }
 }
@@ -106,6 +112,12 @@ impl ConnectionLimits {
                 )));
             }
         }
+        if !(1..=3_600).contains(&self.shutdown_timeout_secs) {
+            return Err(AppError::Setup(format!(
+                "invalid configuration: connections.shutdown_timeout_secs must be between 1 and 3600, got {}",
+                self.shutdown_timeout_secs
+            )));
+        }
         Ok(())
     }
 
@@ -122,6 +134,11 @@ impl ConnectionLimits {
     /// [`ConnectionLimits::idle_timeout_secs`] as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// [`ConnectionLimits::shutdown_timeout_secs`] as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
     }
 }
 
@@ -290,6 +307,27 @@ mod tests {
         assert_eq!(c.connections.request_timeout_secs, 30);
         let e = FileConfig::parse("[connections]\nmax_connections = 0\n").unwrap_err();
         assert!(e.to_string().contains("connections.max_connections"), "{e}");
+    }
+
+    #[test]
+    fn shutdown_timeout_default_and_bounds() {
+        let c = FileConfig::parse("").unwrap();
+        assert_eq!(c.connections.shutdown_timeout(), Duration::from_secs(10));
+        for ok in [1, 3600] {
+            let c = FileConfig::parse(&format!("[connections]\nshutdown_timeout_secs = {ok}\n"))
+                .unwrap();
+            assert_eq!(c.connections.shutdown_timeout_secs, ok);
+        }
+        for bad in ["0", "3601", "-1", "\"ten\""] {
+            let e = FileConfig::parse(&format!("[connections]\nshutdown_timeout_secs = {bad}\n"))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("shutdown_timeout_secs"),
+                "{bad}: {e}"
+            );
+        }
+        let e = FileConfig::parse("[connections]\nshutdown_timeout_secs = 0\n").unwrap_err();
+        assert!(e.to_string().contains("between 1 and 3600, got 0"), "{e}");
     }
 
     #[test]

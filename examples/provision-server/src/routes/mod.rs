@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agentxml;
 pub mod api;
+pub mod health;
 pub mod landing;
 pub mod login;
 pub mod selfservice;

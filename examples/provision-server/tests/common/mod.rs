@@ -7,8 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod forwarder;
 pub mod oneshot;
 pub mod pki;
+pub mod postgres;
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_provision-server");
 pub const PASSWORD: &str = "console password for tests";
@@ -127,6 +129,40 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// `host:port` the server listens on.
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_owned()
+    }
+
+    /// Sends SIGTERM (with `kill`, no libc).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// The exit status once the process has ended, or `None` if it still runs after
+    /// `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for provision-server") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -177,4 +213,30 @@ pub fn login_with(client: reqwest::Client, server: &str, user: &str, otc: &str) 
             .await
             .unwrap()
     })
+}
+
+/// `GET path` on `addr` (`host:port`) over a fresh HTTP/1.1 connection: the status and the
+/// body, or the I/O error (each read and write may take `limit`).
+pub fn http_get(addr: &str, path: &str, limit: Duration) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }
