@@ -4,7 +4,7 @@
 //! - `POST /api/v1/users/{username}/reprovision` → `202` with the destination and expiry.
 //! - `GET /api/v1/users/{username}` → the user and their provisioning status.
 //! - `PUT /api/v1/users/{username}` with a JSON body of
-//!   [`UserFields`](crate::actions::UserFields) → `200` with the user as `GET` shows it
+//!   [`UserFields`] → `200` with the user as `GET` shows it
 //!   (added, or destinations, group and PIN replaced).
 //! - `POST /api/v1/users/{username}/unlock` → `200` with whether a lock (or a run of
 //!   failures) was cleared.
