@@ -11,12 +11,18 @@
 //! decides), then the `UPDATE` (or `INSERT`) and `COMMIT` pipelined. Concurrent updates of
 //! one record queue on its row lock; none is lost. An insert that races another insert of
 //! the same user changes nothing and is retried.
+//!
+//! [`UserRecordStore::update_with_user`] reads the user in the same first round trip: for a
+//! user key a third pipelined statement (the `users` row), for a device key the same
+//! `SELECT … FOR UPDATE OF records` joined to the owner's `users` row. A transition is then
+//! two round trips, as an update alone.
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use swivel_provision::store::{MAX_UPDATE_ATTEMPTS, check_owner};
 use swivel_provision::{
-    CodeStore, IdHash, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated, Username,
+    CodeStore, IdHash, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated, UserEntry,
+    UserRecordStore, UserUpdateStep, Username,
 };
 use time::OffsetDateTime;
 use tokio_postgres::error::SqlState;
@@ -34,6 +40,11 @@ const UPDATE: &str = "UPDATE records
      WHERE username = $1 AND version = $2";
 const LOCK_USER: &str = "SELECT body::text FROM records WHERE username = $1 FOR UPDATE";
 const LOCK_DEVICE: &str = "SELECT body::text FROM records WHERE device_id_hash = $1 FOR UPDATE";
+const LOCK_DEVICE_WITH_USER: &str =
+    "SELECT r.body::text, u.username, u.destinations::text, u.mobile_group
+     FROM records r LEFT JOIN users u ON u.username = r.username
+     WHERE r.device_id_hash = $1
+     FOR UPDATE OF r";
 const DELETE: &str = "DELETE FROM records WHERE username = $1 AND version = $2";
 const FIND_BY_ID: &str = "SELECT body::text FROM records WHERE device_id_hash = $1";
 // Timestamps are kept to the microsecond: rows in the same microsecond as `now` also bring
@@ -87,6 +98,12 @@ impl Drop for InTransaction {
     }
 }
 
+/// The transition of one update: on the record alone, or on the user and the record.
+enum Step<'a> {
+    Record(&'a mut UpdateStep),
+    WithUser(&'a mut UserUpdateStep),
+}
+
 /// The columns of a record, as the `INSERT` and `UPDATE` statements take them.
 struct Columns {
     version: i64,
@@ -114,10 +131,12 @@ impl PostgresStore {
     async fn update_once(
         &self,
         key: &RecordKey,
-        step: &mut UpdateStep,
+        step: Step<'_>,
     ) -> Result<Option<Updated>, StoreError> {
+        let with_user = matches!(step, Step::WithUser(_));
         let (lock, value) = match key {
             RecordKey::User(username) => (LOCK_USER, username.as_str().to_owned()),
+            RecordKey::Device(id_hash) if with_user => (LOCK_DEVICE_WITH_USER, id_hash.to_hex()),
             RecordKey::Device(id_hash) => (LOCK_DEVICE, id_hash.to_hex()),
             _ => return Err(StoreError::backend("a record key this store does not know")),
         };
@@ -125,28 +144,47 @@ impl PostgresStore {
             client: Some(self.client().await?),
         };
         let client = tx.client();
-        let (lock, insert, update) = tokio::try_join!(
+        let (lock, insert, update, find_user) = tokio::try_join!(
             client.prepare_cached(lock),
             client.prepare_cached(INSERT),
             client.prepare_cached(UPDATE),
+            client.prepare_cached(crate::directory::FIND_USER),
         )
         .map_err(PostgresError::query)?;
-        // Pipelined: both are sent before the first answer is read.
+        // Pipelined: all are sent before the first answer is read.
         let key_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&value];
-        let (begun, row) = tokio::join!(
+        let user_by_key = with_user && matches!(key, RecordKey::User(_));
+        let (begun, row, user_row) = tokio::join!(
             client.batch_execute("BEGIN"),
-            client.query_opt(&lock, &key_param)
+            client.query_opt(&lock, &key_param),
+            async {
+                if user_by_key {
+                    client.query_opt(&find_user, &key_param).await
+                } else {
+                    Ok(None)
+                }
+            }
         );
         begun.map_err(PostgresError::query)?;
         let row = row.map_err(PostgresError::query)?;
-        let current = match row {
+        let user_row = user_row.map_err(PostgresError::query)?;
+        let current = match &row {
             None => None,
             Some(row) => {
                 let body: String = row.try_get(0).map_err(PostgresError::query)?;
                 Some(decode(&body)?)
             }
         };
-        let next = match step(current.as_ref()) {
+        let user: Option<UserEntry> = match (&user_row, &row) {
+            (Some(u), _) => crate::directory::user_at(u, 0)?,
+            (None, Some(r)) if with_user && !user_by_key => crate::directory::user_at(r, 1)?,
+            _ => None,
+        };
+        let next = match step {
+            Step::Record(step) => step(current.as_ref()),
+            Step::WithUser(step) => step(user.as_ref(), current.as_ref()),
+        };
+        let next = match next {
             Some(next) => next,
             None => {
                 client
@@ -343,7 +381,7 @@ impl CodeStore for PostgresStore {
 
     async fn update(&self, key: RecordKey, mut step: UpdateStep) -> Result<Updated, StoreError> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            if let Some(updated) = self.update_once(&key, &mut step).await? {
+            if let Some(updated) = self.update_once(&key, Step::Record(&mut step)).await? {
                 return Ok(updated);
             }
         }
@@ -367,5 +405,22 @@ impl CodeStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Username>, StoreError> {
         Ok(self.expired(now, limit).await?)
+    }
+}
+
+/// The user is read in the update's own first round trip (see the module docs).
+#[async_trait]
+impl UserRecordStore for PostgresStore {
+    async fn update_with_user(
+        &self,
+        key: RecordKey,
+        mut step: UserUpdateStep,
+    ) -> Result<Updated, StoreError> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            if let Some(updated) = self.update_once(&key, Step::WithUser(&mut step)).await? {
+                return Ok(updated);
+            }
+        }
+        Ok(Updated::Conflict)
     }
 }

@@ -4,14 +4,14 @@
 use async_trait::async_trait;
 use swivel_provision::{
     Destination, ServerSettings, SiteAdmin, SiteDirectory, SiteId, StoreError, UserAdmin,
-    UserEntry, UserRecordStore, UserRepository, Username,
+    UserEntry, UserRepository, Username,
 };
 use tokio_postgres::Row;
 
 use crate::error::PostgresError;
 use crate::store::PostgresStore;
 
-const FIND_USER: &str =
+pub(crate) const FIND_USER: &str =
     "SELECT username, destinations::text, mobile_group FROM users WHERE username = $1";
 const PUT_USER: &str = "INSERT INTO users (username, destinations, mobile_group)
      VALUES ($1, $2::text::jsonb, $3)
@@ -36,16 +36,25 @@ fn corrupt(what: &'static str) -> PostgresError {
     }
 }
 
-fn user_from_row(row: &Row) -> Result<UserEntry, PostgresError> {
-    let name: String = row.try_get(0).map_err(PostgresError::query)?;
-    let destinations: String = row.try_get(1).map_err(PostgresError::query)?;
-    let mobile_group: bool = row.try_get(2).map_err(PostgresError::query)?;
-    Ok(UserEntry {
+/// The user in the columns `offset..offset + 3` of `row` (username, destinations,
+/// mobile group), `None` when the username column is NULL (an outer join found none).
+pub(crate) fn user_at(row: &Row, offset: usize) -> Result<Option<UserEntry>, PostgresError> {
+    let name: Option<String> = row.try_get(offset).map_err(PostgresError::query)?;
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let destinations: String = row.try_get(offset + 1).map_err(PostgresError::query)?;
+    let mobile_group: bool = row.try_get(offset + 2).map_err(PostgresError::query)?;
+    Ok(Some(UserEntry {
         username: Username::parse(&name).map_err(|_| corrupt("username"))?,
         destinations: serde_json::from_str::<Vec<Destination>>(&destinations)
             .map_err(|e| PostgresError::corrupt("user destinations", &e))?,
         mobile_group,
-    })
+    }))
+}
+
+fn user_from_row(row: &Row) -> Result<UserEntry, PostgresError> {
+    user_at(row, 0)?.ok_or_else(|| corrupt("username"))
 }
 
 fn site_from_row(row: &Row) -> Result<(SiteId, ServerSettings), PostgresError> {
@@ -138,10 +147,6 @@ impl UserRepository for PostgresStore {
         Ok(self.user(username).await?)
     }
 }
-
-/// The default: the user is read, then the record updated in its own transaction (two
-/// calls); the user's entry and the record are not read in one transaction yet.
-impl UserRecordStore for PostgresStore {}
 
 #[async_trait]
 impl UserAdmin for PostgresStore {
