@@ -7,7 +7,9 @@
 //! The step holds every rule; the store holds none. Stores that can only load and
 //! compare-and-swap keep the default implementation, which retries on conflict; the SQLite
 //! and PostgreSQL stores override it (one transaction, concurrent updates sharing one
-//! commit where they can). An update is acknowledged only once it is durable.
+//! commit where they can). An update is acknowledged only once it is durable. A store that
+//! is also the user directory implements [`UserRecordStore`](crate::UserRecordStore) too,
+//! so that the user lookup of a transition rides in the same call.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
