@@ -332,6 +332,42 @@ impl ProvisionerBuilder {
     }
 }
 
+/// Where a step leaves its answer for the caller (a step may run more than once; the last
+/// run's answer counts).
+struct Answer<T>(Arc<Mutex<Option<Result<T>>>>);
+
+impl<T> Answer<T> {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new(None)))
+    }
+
+    fn share(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+
+    /// Keeps the step's value (or error) and returns the record to store (none on error).
+    fn keep(&self, out: Result<(Option<ProvisionRecord>, T)>) -> Option<ProvisionRecord> {
+        let (next, out) = match out {
+            Ok((next, value)) => (next, Ok(value)),
+            Err(e) => (None, Err(e)),
+        };
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        next
+    }
+
+    /// The answer once the store is done: contention when it gave up.
+    fn take(self, updated: Updated) -> Result<T> {
+        if updated == Updated::Conflict {
+            return Err(Error::Contention);
+        }
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or(Err(Error::Contention))
+    }
+}
+
 /// Applies `step` to the record `key` names in one [`CodeStore::update`] call. `step`
 /// returns the record to store (or `None` to store nothing) and the value to return; an
 /// error from it stores nothing and is returned. It may run more than once (stores that
@@ -343,25 +379,11 @@ async fn update<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T> {
-    let answer: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
-    let slot = Arc::clone(&answer);
-    let boxed: UpdateStep = Box::new(move |cur| {
-        let (next, out) = match step(cur) {
-            Ok((next, value)) => (next, Ok(value)),
-            Err(e) => (None, Err(e)),
-        };
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
-        next
-    });
+    let answer = Answer::new();
+    let slot = answer.share();
+    let boxed: UpdateStep = Box::new(move |cur| slot.keep(step(cur)));
     let updated = store.update(key.into(), boxed).await?;
-    if updated == Updated::Conflict {
-        return Err(Error::Contention);
-    }
-    answer
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .unwrap_or(Err(Error::Contention))
+    answer.take(updated)
 }
 
 /// Applies `step` to the user's directory entry and the record `key` names: in one
@@ -377,16 +399,9 @@ async fn update_with_user<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T> {
-    let answer: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
-    let slot = Arc::clone(&answer);
-    let boxed: UserUpdateStep = Box::new(move |user, cur| {
-        let (next, out) = match step(user, cur) {
-            Ok((next, value)) => (next, Ok(value)),
-            Err(e) => (None, Err(e)),
-        };
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
-        next
-    });
+    let answer = Answer::new();
+    let slot = answer.share();
+    let boxed: UserUpdateStep = Box::new(move |user, cur| slot.keep(step(user, cur)));
     let key = key.into();
     let updated = match &inner.joint {
         Some(joint) => joint.update_with_user(key, boxed).await?,
@@ -394,14 +409,7 @@ async fn update_with_user<T: Send + 'static>(
             update_with_user_via(inner.store.as_ref(), inner.users.as_ref(), key, boxed).await?
         }
     };
-    if updated == Updated::Conflict {
-        return Err(Error::Contention);
-    }
-    answer
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .unwrap_or(Err(Error::Contention))
+    answer.take(updated)
 }
 
 async fn cancel_pending(

@@ -429,44 +429,61 @@ pub async fn update_refuses_foreign_records(store: &dyn CodeStore) {
 /// Of [`CONCURRENT_REDEEMS`] concurrent updates that each take the one pending code,
 /// exactly one writes; the others see it gone and keep.
 pub async fn concurrent_updates_one_winner(store: Arc<dyn CodeStore>) {
-    let user = unique("upd-race");
-    let mut r = ProvisionRecord::new(user.clone());
-    r.version = 1;
-    r.pending = Some(pending(9, t0() + Duration::seconds(600)));
-    assert!(store.compare_and_swap(None, &r).await.expect("insert"));
+    let user = with_pending_code(store.as_ref(), "upd-race").await;
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENT_REDEEMS {
         let (store, user) = (store.clone(), user.clone());
         tasks.push(tokio::spawn(async move {
             let id = random_id();
             update_with(store.as_ref(), RecordKey::User(user), move |cur| {
-                let cur = cur?;
-                cur.pending.as_ref()?;
-                let mut next = cur.clone();
-                next.version += 1;
-                next.pending = None;
-                next.device = Some(device(id));
-                Some(next)
+                take_code(cur, id)
             })
             .await
             .0
         }));
     }
+    exactly_one_wrote("concurrent_updates_one_winner", tasks).await;
+    let stored = store.load(&user).await.expect("load").expect("record");
+    assert_eq!(stored.version, 2);
+    assert!(stored.pending.is_none() && stored.device.is_some());
+}
+
+/// A fresh user's record (version 1) with one pending code.
+async fn with_pending_code(store: &dyn CodeStore, prefix: &str) -> Username {
+    let user = unique(prefix);
+    let mut r = ProvisionRecord::new(user.clone());
+    r.version = 1;
+    r.pending = Some(pending(9, t0() + Duration::seconds(600)));
+    assert!(store.compare_and_swap(None, &r).await.expect("insert"));
+    user
+}
+
+/// The step of the races: takes the pending code and provisions device `id`; keeps the
+/// record when the code is gone.
+fn take_code(cur: Option<&ProvisionRecord>, id: IdHash) -> Option<ProvisionRecord> {
+    let cur = cur?;
+    cur.pending.as_ref()?;
+    let mut next = cur.clone();
+    next.version += 1;
+    next.pending = None;
+    next.device = Some(device(id));
+    Some(next)
+}
+
+/// Waits for the racing `tasks`: each must have written or kept, and exactly one written.
+async fn exactly_one_wrote(check: &str, tasks: Vec<tokio::task::JoinHandle<Updated>>) {
     let mut wins = 0;
     for t in tasks {
         match t.await.expect("task") {
             Updated::Written => wins += 1,
             Updated::Kept => {}
-            other => panic!("concurrent_updates_one_winner: unexpected {other:?}"),
+            other => panic!("{check}: unexpected {other:?}"),
         }
     }
     assert_eq!(
         wins, 1,
-        "exactly one of {CONCURRENT_REDEEMS} concurrent updates must take the code"
+        "{check}: exactly one of {CONCURRENT_REDEEMS} concurrent updates must take the code"
     );
-    let stored = store.load(&user).await.expect("load").expect("record");
-    assert_eq!(stored.version, 2);
-    assert!(stored.pending.is_none() && stored.device.is_some());
 }
 
 /// [`CONCURRENT_REDEEMS`] concurrent updates that each count one more: none is lost.
@@ -728,12 +745,8 @@ pub async fn update_with_user_sees_the_directory<S: UserRecordStore + UserAdmin>
 pub async fn concurrent_updates_with_user_one_winner<S: UserRecordStore + UserAdmin>(
     store: Arc<S>,
 ) {
-    let user = unique("joint-race");
+    let user = with_pending_code(store.as_ref(), "joint-race").await;
     store.put_user(&mobile_user(&user)).await.expect("put_user");
-    let mut r = ProvisionRecord::new(user.clone());
-    r.version = 1;
-    r.pending = Some(pending(9, t0() + Duration::seconds(600)));
-    assert!(store.compare_and_swap(None, &r).await.expect("insert"));
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENT_REDEEMS {
         let (store, user) = (store.clone(), user.clone());
@@ -741,30 +754,13 @@ pub async fn concurrent_updates_with_user_one_winner<S: UserRecordStore + UserAd
             let id = random_id();
             joint_update(store.as_ref(), RecordKey::User(user), move |u, cur| {
                 u?;
-                let cur = cur?;
-                cur.pending.as_ref()?;
-                let mut next = cur.clone();
-                next.version += 1;
-                next.pending = None;
-                next.device = Some(device(id));
-                Some(next)
+                take_code(cur, id)
             })
             .await
             .0
         }));
     }
-    let mut wins = 0;
-    for t in tasks {
-        match t.await.expect("task") {
-            Updated::Written => wins += 1,
-            Updated::Kept => {}
-            other => panic!("concurrent_updates_with_user_one_winner: unexpected {other:?}"),
-        }
-    }
-    assert_eq!(
-        wins, 1,
-        "exactly one of {CONCURRENT_REDEEMS} concurrent joint updates must take the code"
-    );
+    exactly_one_wrote("concurrent_updates_with_user_one_winner", tasks).await;
     let stored = store.load(&user).await.expect("load").expect("record");
     assert_eq!(stored.version, 2);
 }
