@@ -1,24 +1,32 @@
-//! Console sessions, kept in the memory of this process: a random 128-bit id in a cookie
-//! (`HttpOnly`, `SameSite=Strict`, `Path=/admin`, `Secure` under TLS), a CSRF token per
-//! session that every console form carries, and a fresh id at login.
+//! Console sessions, kept in the store's settings, so that every instance of a cluster
+//! serves every logged-in administrator and a restart logs nobody out: a random 128-bit id
+//! in a cookie (`HttpOnly`, `SameSite=Strict`, `Path=/admin`, `Secure` under TLS), a CSRF
+//! token per session that every console form carries, and a fresh id at login.
+//!
+//! The store holds, under `console/session/<HMAC of the id>`, the CSRF token, whether the
+//! password was given and when the session began; never the id itself, so a reader of the
+//! database cannot take a session over. A session ends [`LIFETIME`] after it began (its
+//! entry is removed when it is next presented) or at logout.
 //!
 //! Nothing is stored before the console password is given: the login form's CSRF token is
-//! a signed double-submit token, an HMAC (under a key made at start) of a random nonce that
-//! the browser holds in the `plogin` cookie. Anonymous visitors cost no memory.
-//!
-//! Sessions are lost on restart and are not shared between server instances: behind a load
-//! balancer, pin console users to one instance (or log in again).
+//! a signed double-submit token, an HMAC (under a key derived from the server key, the same
+//! on every instance) of a random nonce that the browser holds in the `plogin` cookie.
+//! Anonymous visitors cost nothing.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use axum::http::header;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use swivel_provision::ServerKey;
+use swivel_provision::{ServerKey, SettingsStore};
 
 use crate::credentials::random_token;
+use crate::error::AppError;
+
+/// Where sessions are kept in the settings store.
+const PREFIX: &str = "console/session/";
 
 /// The cookie's name.
 pub const COOKIE: &str = "psid";
@@ -38,7 +46,22 @@ pub struct Session {
     pub csrf: String,
     /// Whether the console password was given.
     pub authenticated: bool,
-    created: Instant,
+}
+
+/// What the store keeps of a session.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    csrf: String,
+    authenticated: bool,
+    /// Unix seconds.
+    created: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for Session {
@@ -56,43 +79,37 @@ impl Session {
     }
 }
 
-/// The sessions of this process, and the key of the login form's tokens.
+/// The sessions (in the settings store), and the keys of the login form's tokens and of
+/// the stored session names.
 pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+    settings: Arc<dyn SettingsStore>,
     login_key: ServerKey,
+    id_key: ServerKey,
 }
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sessions")
-            .field("count", &self.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for Sessions {
-    fn default() -> Self {
-        Self::new()
+        f.debug_struct("Sessions").finish_non_exhaustive()
     }
 }
 
 impl Sessions {
-    /// No sessions.
-    pub fn new() -> Self {
+    /// Sessions kept in `settings`, with keys derived from the server key (so every instance
+    /// sharing the key and the store shares the sessions).
+    pub fn new(key: &ServerKey, settings: Arc<dyn SettingsStore>) -> Self {
         Self {
-            map: Mutex::new(HashMap::new()),
-            login_key: ServerKey::generate(),
+            settings,
+            login_key: ServerKey::from_bytes(key.derive("provision-server/console-login", &[])),
+            id_key: ServerKey::from_bytes(key.derive("provision-server/console-session", &[])),
         }
     }
 
-    /// Sessions stored now (expired ones included until the next login prunes them).
-    pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Whether no session is stored.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// The settings key of a session id.
+    fn storage_key(&self, id: &str) -> String {
+        format!(
+            "{PREFIX}{}",
+            hex::encode(self.id_key.derive("session-id", &[id.as_bytes()]))
+        )
     }
 
     /// The login form's CSRF token for the nonce in the `plogin` cookie.
@@ -116,35 +133,54 @@ impl Sessions {
         }
     }
 
-    /// A new session.
-    pub fn create(&self, authenticated: bool) -> Session {
+    /// A new session, stored.
+    pub async fn create(&self, authenticated: bool) -> Result<Session, AppError> {
         let session = Session {
             id: random_token(16),
             csrf: random_token(32),
             authenticated,
-            created: Instant::now(),
         };
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, s| s.created.elapsed() < LIFETIME);
-        map.insert(session.id.clone(), session.clone());
-        session
+        let stored = Stored {
+            csrf: session.csrf.clone(),
+            authenticated,
+            created: unix_now(),
+        };
+        let json = serde_json::to_string(&stored)
+            .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+        self.settings
+            .put_setting(&self.storage_key(&session.id), &json)
+            .await?;
+        Ok(session)
     }
 
-    /// The session named by the request's cookie, if it exists and has not expired.
-    pub fn from_headers(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = cookie_value(headers, COOKIE)?;
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&id)
-            .filter(|s| s.created.elapsed() < LIFETIME)
-            .cloned()
+    /// The session named by the request's cookie, if it is stored and has not expired (an
+    /// expired one is removed).
+    pub async fn from_headers(&self, headers: &HeaderMap) -> Result<Option<Session>, AppError> {
+        let Some(id) = cookie_value(headers, COOKIE).filter(|id| !id.is_empty()) else {
+            return Ok(None);
+        };
+        let key = self.storage_key(&id);
+        let Some(json) = self.settings.get_setting(&key).await? else {
+            return Ok(None);
+        };
+        let Ok(stored) = serde_json::from_str::<Stored>(&json) else {
+            return Ok(None);
+        };
+        if unix_now().saturating_sub(stored.created) >= LIFETIME.as_secs() {
+            self.settings.delete_setting(&key).await?;
+            return Ok(None);
+        }
+        Ok(Some(Session {
+            id,
+            csrf: stored.csrf,
+            authenticated: stored.authenticated,
+        }))
     }
 
     /// Ends a session.
-    pub fn remove(&self, id: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+    pub async fn remove(&self, id: &str) -> Result<(), AppError> {
+        self.settings.delete_setting(&self.storage_key(id)).await?;
+        Ok(())
     }
 }
 
@@ -200,19 +236,37 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use swivel_provision::MemorySettings;
 
-    #[test]
-    fn sessions_and_cookies() {
-        let sessions = Sessions::new();
-        let s = sessions.create(false);
-        assert_eq!(s.id.len(), 22, "128 bits, base64url");
+    fn cookie_headers(value: String) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            format!("other=1; {COOKIE}={}", s.id).parse().unwrap(),
+        h.insert(header::COOKIE, value.parse().unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn sessions_are_stored_shared_and_removed() {
+        let key = ServerKey::generate();
+        let settings = Arc::new(MemorySettings::new());
+        let sessions = Sessions::new(&key, settings.clone());
+        let s = sessions.create(true).await.unwrap();
+        assert_eq!(s.id.len(), 22, "128 bits, base64url");
+        let h = cookie_headers(format!("other=1; {COOKIE}={}", s.id));
+        assert_eq!(sessions.from_headers(&h).await.unwrap().unwrap().id, s.id);
+        // Another instance with the same key and store knows it; another key does not.
+        let twin = Sessions::new(&key, settings.clone());
+        let seen = twin.from_headers(&h).await.unwrap().unwrap();
+        assert!(seen.authenticated && seen.csrf_ok(&s.csrf) && !seen.csrf_ok("nope"));
+        let stranger = Sessions::new(&ServerKey::generate(), settings.clone());
+        assert!(stranger.from_headers(&h).await.unwrap().is_none());
+        // The store holds neither the id nor its cookie.
+        assert!(
+            settings
+                .get_setting(&format!("{PREFIX}{}", s.id))
+                .await
+                .unwrap()
+                .is_none()
         );
-        assert_eq!(sessions.from_headers(&h).unwrap().id, s.id);
-        assert!(s.csrf_ok(&s.csrf) && !s.csrf_ok("nope"));
         let c = set_cookie(&s, true);
         assert!(
             c.contains("HttpOnly")
@@ -220,26 +274,66 @@ mod tests {
                 && c.contains("Path=/admin")
                 && c.ends_with("Secure")
         );
-        sessions.remove(&s.id);
-        assert!(sessions.from_headers(&h).is_none());
+        twin.remove(&s.id).await.unwrap();
+        assert!(
+            sessions.from_headers(&h).await.unwrap().is_none(),
+            "logged out everywhere"
+        );
+        assert!(
+            sessions
+                .from_headers(&HeaderMap::new())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            sessions
+                .from_headers(&cookie_headers(format!("{COOKIE}=")))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_is_refused_and_removed() {
+        let key = ServerKey::generate();
+        let settings = Arc::new(MemorySettings::new());
+        let sessions = Sessions::new(&key, settings.clone());
+        let s = sessions.create(true).await.unwrap();
+        let stored_key = sessions.storage_key(&s.id);
+        let old = Stored {
+            csrf: s.csrf.clone(),
+            authenticated: true,
+            created: unix_now() - LIFETIME.as_secs(),
+        };
+        settings
+            .put_setting(&stored_key, &serde_json::to_string(&old).unwrap())
+            .await
+            .unwrap();
+        let h = cookie_headers(format!("{COOKIE}={}", s.id));
+        assert!(sessions.from_headers(&h).await.unwrap().is_none());
+        assert!(settings.get_setting(&stored_key).await.unwrap().is_none());
     }
 
     #[test]
     fn login_tokens_are_signed_and_bound_to_the_cookie() {
-        let sessions = Sessions::new();
+        let key = ServerKey::generate();
+        let sessions = Sessions::new(&key, Arc::new(MemorySettings::new()));
         let (cookie, nonce) = login_cookie(false);
         assert!(cookie.starts_with("plogin=") && cookie.contains("HttpOnly"));
         let token = sessions.login_token(&nonce);
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            format!("{LOGIN_COOKIE}={nonce}").parse().unwrap(),
-        );
+        let h = cookie_headers(format!("{LOGIN_COOKIE}={nonce}"));
         assert!(sessions.login_token_ok(&h, &token));
         assert!(!sessions.login_token_ok(&h, "00"));
         assert!(!sessions.login_token_ok(&HeaderMap::new(), &token));
-        let other = Sessions::new();
-        assert!(!other.login_token_ok(&h, &token), "another process's key");
-        assert!(sessions.is_empty(), "nothing stored");
+        // The same on another instance with the same key; not with another key.
+        let twin = Sessions::new(&key, Arc::new(MemorySettings::new()));
+        assert!(
+            twin.login_token_ok(&h, &token),
+            "a form from one instance posted to another"
+        );
+        let other = Sessions::new(&ServerKey::generate(), Arc::new(MemorySettings::new()));
+        assert!(!other.login_token_ok(&h, &token), "another server key");
     }
 }

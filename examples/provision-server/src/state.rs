@@ -293,13 +293,14 @@ impl StateBuilder {
         let provisioner = builder.build()?;
         let pins = PinVault::new(&self.key, self.backend.settings.clone());
         let credentials = Credentials::new(&self.key, self.backend.settings.clone());
+        let sessions = Sessions::new(&self.key, self.backend.settings.clone());
         Ok(AppState {
             inner: Arc::new(Inner {
                 provisioner,
                 backend: self.backend,
                 pins,
                 credentials,
-                sessions: Sessions::new(),
+                sessions,
                 throttles: Throttles::new(self.throttle),
                 log,
                 public_url: self.public_url,

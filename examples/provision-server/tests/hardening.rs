@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -14,7 +15,10 @@ use provision_server::throttle::ThrottleConfig;
 use provision_server::{AppState, StateBuilder, app};
 use secrecy::SecretString;
 use swivel_provision::testing::RecordingTransport;
-use swivel_provision::{Channel, Delivery, Destination, Pin, ServerKey, UserEntry, Username};
+use swivel_provision::{
+    Channel, Delivery, Destination, MemorySettings, Pin, ServerKey, SettingsStore, StoreError,
+    UserEntry, Username,
+};
 
 mod common;
 use common::oneshot::{Reply, send};
@@ -22,7 +26,11 @@ use common::oneshot::{Reply, send};
 const PASSWORD: &str = "the console password";
 
 async fn state_with(throttle: ThrottleConfig) -> AppState {
-    let state = StateBuilder::new(Backend::memory(), ServerKey::generate())
+    state_on(Backend::memory(), ServerKey::generate(), throttle).await
+}
+
+async fn state_on(backend: Backend, key: ServerKey, throttle: ThrottleConfig) -> AppState {
+    let state = StateBuilder::new(backend, key)
         .transport(Channel::Email, Arc::new(RecordingTransport::new()))
         .delivery(Delivery::Direct)
         .throttle(throttle)
@@ -54,6 +62,35 @@ async fn state_with(throttle: ThrottleConfig) -> AppState {
     policy.set("allow_self_provision", "Yes").unwrap();
     state.save_policy(policy).await.unwrap();
     state
+}
+
+/// Settings (in memory) that count the console sessions stored in them.
+#[derive(Default)]
+struct CountingSettings {
+    inner: MemorySettings,
+    sessions: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SettingsStore for CountingSettings {
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_setting(key).await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        if key.starts_with("console/session/") && self.inner.get_setting(key).await?.is_none() {
+            self.sessions.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.put_setting(key, value).await
+    }
+
+    async fn delete_setting(&self, key: &str) -> Result<bool, StoreError> {
+        let existed = self.inner.delete_setting(key).await?;
+        if existed && key.starts_with("console/session/") {
+            self.sessions.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(existed)
+    }
 }
 
 /// The router as a client at `ip` reaches it.
@@ -370,7 +407,10 @@ async fn concurrent_wrong_console_logins_are_counted_before_hashing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_login_form_stores_no_session() {
-    let state = state_with(ThrottleConfig::default()).await;
+    let settings = Arc::new(CountingSettings::default());
+    let mut backend = Backend::memory();
+    backend.settings = settings.clone();
+    let state = state_on(backend, ServerKey::generate(), ThrottleConfig::default()).await;
     let app = from(&state, [198, 51, 100, 4]);
     for _ in 0..50 {
         let r = send(
@@ -381,7 +421,7 @@ async fn the_login_form_stores_no_session() {
         assert_eq!(r.status, StatusCode::OK);
     }
     assert_eq!(
-        state.sessions().len(),
+        settings.sessions.load(Ordering::SeqCst),
         0,
         "anonymous visits stored sessions"
     );
@@ -393,7 +433,7 @@ async fn the_login_form_stores_no_session() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = console_login(&app, &cookie, &csrf, PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(state.sessions().len(), 1);
+    assert_eq!(settings.sessions.load(Ordering::SeqCst), 1);
 }
 
 fn assert_security_headers(r: &Reply, what: &str) {
@@ -586,4 +626,94 @@ async fn hsts_only_under_tls() {
             .unwrap()
             .starts_with("max-age=")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_session_holds_on_every_instance_of_one_store() {
+    let store = swivel_provision_sqlite::SqliteStore::open_in_memory()
+        .await
+        .unwrap();
+    let key = ServerKey::generate();
+    let instance = |store| {
+        let key = key.clone();
+        async move {
+            state_on(
+                Backend::from_store(store, "sqlite::memory:"),
+                key,
+                ThrottleConfig::default(),
+            )
+            .await
+        }
+    };
+    let one = instance(store.clone()).await;
+    let two = instance(store).await;
+    let (a, b) = (from(&one, [198, 51, 100, 7]), from(&two, [198, 51, 100, 7]));
+    let users = |app: &Router, session: &str| {
+        let (app, session) = (app.clone(), session.to_owned());
+        async move {
+            send(
+                &app,
+                Request::get("/admin/users")
+                    .header(header::COOKIE, session)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // A login form from one instance is accepted by the other; the session holds on both.
+    let (cookie, csrf) = login_form(&a).await;
+    let r = console_login(&b, &cookie, &csrf, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let session = r
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("psid="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for app in [&a, &b] {
+        assert_eq!(users(app, &session).await.status, StatusCode::OK);
+    }
+    // Logging out on one instance ends it on the other.
+    let page = users(&a, &session).await;
+    let csrf = between(&page.body, "name=\"csrf\" value=\"", "\"")
+        .unwrap()
+        .to_owned();
+    let r = post(
+        &a,
+        "/admin/logout",
+        "application/x-www-form-urlencoded",
+        format!("csrf={csrf}"),
+        &session,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = users(&b, &session).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "the other instance still knew it"
+    );
+    assert_eq!(r.headers[header::LOCATION], "/admin/login");
+    // An instance with another server key does not accept the first one's sessions.
+    let stranger = state_on(
+        Backend::memory(),
+        ServerKey::generate(),
+        ThrottleConfig::default(),
+    )
+    .await;
+    let (cookie, csrf) = login_form(&a).await;
+    let r = console_login(
+        &from(&stranger, [198, 51, 100, 7]),
+        &cookie,
+        &csrf,
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }

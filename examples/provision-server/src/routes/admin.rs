@@ -45,6 +45,8 @@ pub enum Denied {
     NotLoggedIn,
     /// The form did not carry the session's CSRF token.
     BadCsrf,
+    /// The session could not be read (the store failed).
+    Unavailable,
 }
 
 impl IntoResponse for Denied {
@@ -52,25 +54,32 @@ impl IntoResponse for Denied {
         match self {
             Denied::NotLoggedIn => Redirect::to("/admin/login").into_response(),
             Denied::BadCsrf => forbidden(),
+            Denied::Unavailable => {
+                AppError::Internal("console session unavailable".into()).into_response()
+            }
         }
     }
 }
 
 /// The logged-in session, or a redirect to the login page.
-fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Denied> {
-    match state.sessions().from_headers(headers) {
-        Some(s) if s.authenticated => Ok(s),
-        _ => Err(Denied::NotLoggedIn),
+async fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Denied> {
+    match state.sessions().from_headers(headers).await {
+        Ok(Some(s)) if s.authenticated => Ok(s),
+        Ok(_) => Err(Denied::NotLoggedIn),
+        Err(e) => {
+            e.log();
+            Err(Denied::Unavailable)
+        }
     }
 }
 
 /// A logged-in session whose form carried its CSRF token.
-fn logged_in_post(
+async fn logged_in_post(
     state: &AppState,
     headers: &HeaderMap,
     csrf: Option<&str>,
 ) -> Result<Session, Denied> {
-    let session = logged_in(state, headers)?;
+    let session = logged_in(state, headers).await?;
     if !csrf.is_some_and(|t| session.csrf_ok(t)) {
         return Err(Denied::BadCsrf);
     }
@@ -117,7 +126,7 @@ pub async fn login_form(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if let Some(s) = state.sessions().from_headers(&headers)
+    if let Some(s) = state.sessions().from_headers(&headers).await?
         && s.authenticated
     {
         return Ok(Redirect::to("/admin/users").into_response());
@@ -172,7 +181,7 @@ pub async fn login(
         let page = login_page(&form.csrf, Some("Invalid password"), has_password);
         return Ok((StatusCode::UNAUTHORIZED, html::headers(), page).into_response());
     }
-    let session = state.sessions().create(true);
+    let session = state.sessions().create(true).await?;
     tracing::info!(client = %ip, "console login");
     let response = Redirect::to("/admin/users").into_response();
     let response = with_cookie(
@@ -199,11 +208,13 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let session = match logged_in_post(&state, &headers, Some(&form.csrf)) {
+    let session = match logged_in_post(&state, &headers, Some(&form.csrf)).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    state.sessions().remove(&session.id);
+    if let Err(e) = state.sessions().remove(&session.id).await {
+        return e.into_response();
+    }
     with_cookie(
         Redirect::to("/admin/login").into_response(),
         &session::clear_cookie(state.secure_cookies()),
@@ -291,7 +302,7 @@ pub async fn users(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let session = match logged_in(&state, &headers) {
+    let session = match logged_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return Ok(r.into_response()),
     };
@@ -315,7 +326,7 @@ pub async fn reprovision(
     headers: HeaderMap,
     Form(form): Form<ReprovisionForm>,
 ) -> Result<Response, AppError> {
-    let session = match logged_in_post(&state, &headers, Some(&form.csrf)) {
+    let session = match logged_in_post(&state, &headers, Some(&form.csrf)).await {
         Ok(s) => s,
         Err(r) => return Ok(r.into_response()),
     };
@@ -365,7 +376,7 @@ pub async fn unlock(
     headers: HeaderMap,
     Form(form): Form<ReprovisionForm>,
 ) -> Result<Response, AppError> {
-    let session = match logged_in_post(&state, &headers, Some(&form.csrf)) {
+    let session = match logged_in_post(&state, &headers, Some(&form.csrf)).await {
         Ok(s) => s,
         Err(r) => return Ok(r.into_response()),
     };
@@ -516,7 +527,7 @@ pub async fn policy(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let session = match logged_in(&state, &headers) {
+    let session = match logged_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return Ok(r.into_response()),
     };
@@ -531,7 +542,8 @@ pub async fn save_policy(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let session = match logged_in_post(&state, &headers, form.get("csrf").map(String::as_str)) {
+    let session = match logged_in_post(&state, &headers, form.get("csrf").map(String::as_str)).await
+    {
         Ok(s) => s,
         Err(r) => return Ok(r.into_response()),
     };
@@ -565,7 +577,7 @@ pub async fn save_policy(
 
 /// Log: the event lines of this process, newest first.
 pub async fn log(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match logged_in(&state, &headers) {
+    let session = match logged_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
