@@ -1,6 +1,7 @@
 //! The shared event log across two built `provision-server` instances on one PostgreSQL
 //! schema (fresh, dropped at the end): an API reprovision on instance "alpha" is listed by
-//! instance "beta"'s `GET /api/v1/events`, with alpha's instance name. Without
+//! instance "beta"'s `GET /api/v1/events`, with alpha's instance name, and both consoles'
+//! Log pages show it. Without
 //! `SWIVEL_TEST_POSTGRES_URL` the test prints `SKIPPED: ...` and passes, unless
 //! `SWIVEL_REQUIRE_POSTGRES_TESTS=1`.
 
@@ -35,6 +36,83 @@ fn events(server: &ServerProcess, query: &str) -> serde_json::Value {
     .unwrap();
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
+}
+
+/// Sends `request` (a whole HTTP/1.1 request with `Connection: close`) and returns the whole
+/// answer, head and body.
+fn raw(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The first `name=value` of a `Set-Cookie` header in `answer`.
+fn set_cookie(answer: &str) -> String {
+    answer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or(l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie in {answer}"))
+        .to_owned()
+}
+
+/// Percent-encodes every byte but ASCII letters and digits (a form value).
+fn form_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Logs in to `server`'s console with `password` and returns its Log page.
+fn log_page(server: &ServerProcess, password: &str) -> String {
+    let addr = server.addr();
+    let form = raw(
+        &addr,
+        &format!("GET /admin/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    let nonce = set_cookie(&form);
+    let csrf = form
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF token in {form}"));
+    let body = format!(
+        "csrf={}&password={}",
+        form_value(csrf),
+        form_value(password)
+    );
+    let login = raw(
+        &addr,
+        &format!(
+            "POST /admin/login HTTP/1.1\r\nHost: {addr}\r\nCookie: {nonce}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let session = set_cookie(&login);
+    let page = raw(
+        &addr,
+        &format!(
+            "GET /admin/log HTTP/1.1\r\nHost: {addr}\r\nCookie: {session}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    page
 }
 
 /// A private data directory holding a copy of `key` (instances of a cluster share the
@@ -135,6 +213,17 @@ fn an_event_on_one_instance_is_listed_by_the_other() {
             .any(|e| e["id"] == created["id"] && e["instance"] == "alpha"),
         "{from_alpha}"
     );
+    // The consoles of both instances show it (the password alpha generated, shared).
+    let output = alpha.output();
+    let password = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("console password: "))
+        .unwrap_or_else(|| panic!("alpha generated no console password: {output}"));
+    let row = "<td>alpha</td><td>Provision code created for user &quot;alice&quot;</td>";
+    for server in [&alpha, &beta] {
+        let page = log_page(server, password);
+        assert!(page.contains(row), "{page}");
+    }
     // Nothing of alice under another user.
     let carol = events(&beta, "?user=carol");
     assert_eq!(carol["events"], serde_json::json!([]));
