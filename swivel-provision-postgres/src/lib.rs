@@ -1,7 +1,7 @@
 //! # swivel-provision-postgres
 //!
-//! A [`PostgresStore`] for [`swivel_provision`]: provisioning records, users, sites and
-//! settings in one PostgreSQL database, so that **every server instance behind a load
+//! A [`PostgresStore`] for [`swivel_provision`]: provisioning records, users, sites,
+//! settings and the shared event log in one PostgreSQL database, so that **every server instance behind a load
 //! balancer sees the same codes, devices and used indices**, with exactly-once redeem across
 //! them.
 //!
@@ -55,6 +55,7 @@
 mod codes;
 mod directory;
 mod error;
+mod events;
 mod migrations;
 mod options;
 mod settings;

@@ -8,15 +8,16 @@ use deadpool_postgres::Object;
 use crate::error::PostgresError;
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Advisory lock key held while migrating ("swivelpg" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_6976_656c_7067;
 
 /// `(version, SQL)`, in order. Never edit a released entry: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE records (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE records (
          username           TEXT PRIMARY KEY,
          version            BIGINT NOT NULL CHECK (version > 0),
          body               JSONB NOT NULL,
@@ -38,7 +39,23 @@ const MIGRATIONS: &[(i64, &str)] = &[(
          key   TEXT PRIMARY KEY,
          value TEXT NOT NULL
      );",
-)];
+    ),
+    (
+        2,
+        // The shared event log (swivel_provision::EventStore).
+        "CREATE TABLE events (
+             id       BIGSERIAL PRIMARY KEY,
+             at       TIMESTAMPTZ NOT NULL,
+             instance TEXT NOT NULL,
+             kind     TEXT NOT NULL,
+             username TEXT,
+             failure  BOOLEAN NOT NULL,
+             line     TEXT NOT NULL
+         );
+         CREATE INDEX events_username_id ON events (username, id);
+         CREATE INDEX events_at ON events (at);",
+    ),
+];
 
 /// Creates the schema if asked, then applies the missing migrations in one transaction.
 pub(crate) async fn migrate(

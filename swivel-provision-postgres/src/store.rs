@@ -10,15 +10,16 @@ use crate::error::PostgresError;
 use crate::migrations;
 use crate::options::{PostgresOptions, check_schema_name};
 
-/// Provisioning records, users, sites and settings in one PostgreSQL database, shared by
-/// every server instance that connects to it.
+/// Provisioning records, users, sites, settings and the event log in one PostgreSQL
+/// database, shared by every server instance that connects to it.
 ///
 /// Implements [`CodeStore`](swivel_provision::CodeStore),
 /// [`UserRepository`](swivel_provision::UserRepository) +
 /// [`UserAdmin`](swivel_provision::UserAdmin),
 /// [`SiteDirectory`](swivel_provision::SiteDirectory) +
-/// [`SiteAdmin`](swivel_provision::SiteAdmin) and
-/// [`SettingsStore`](swivel_provision::SettingsStore). Cheap to clone: clones share one
+/// [`SiteAdmin`](swivel_provision::SiteAdmin),
+/// [`SettingsStore`](swivel_provision::SettingsStore) and
+/// [`EventStore`](swivel_provision::EventStore). Cheap to clone: clones share one
 /// pool. Every call is one statement, or one transaction
 /// ([`update`](swivel_provision::CodeStore::update)), on a pooled connection, so a call
 /// either happened whole or not at all.

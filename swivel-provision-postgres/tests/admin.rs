@@ -197,7 +197,10 @@ async fn schemas_isolate_stores() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 5, "records, users, sites, settings, schema_version");
+    assert_eq!(
+        tables, 6,
+        "records, users, sites, settings, events, schema_version"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

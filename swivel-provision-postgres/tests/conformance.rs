@@ -32,3 +32,14 @@ async fn conformance_suite_passes_on_a_small_pool() {
         .expect("connect");
     swivel_provision::testing::conformance::run_with_users(Arc::new(store)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn event_log_passes_the_event_checks() {
+    let Some(url) = common::url("event_log_passes_the_event_checks") else {
+        return;
+    };
+    let schema = TestSchema::new(&url);
+    swivel_provision::testing::conformance::events_run(Arc::new(schema.store().await)).await;
+    // A second instance (its own pool) on the same schema sees the same log.
+    swivel_provision::testing::conformance::events_run(Arc::new(schema.store().await)).await;
+}

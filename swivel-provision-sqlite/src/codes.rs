@@ -15,7 +15,7 @@ use crate::error::SqliteError;
 use crate::store::SqliteStore;
 
 /// Unix nanoseconds, saturating (i64 nanoseconds reach the year 2262).
-fn unix_nanos(t: OffsetDateTime) -> i64 {
+pub(crate) fn unix_nanos(t: OffsetDateTime) -> i64 {
     let n = t.unix_timestamp_nanos();
     i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
 }

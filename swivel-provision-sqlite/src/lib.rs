@@ -5,8 +5,9 @@
 //! users and their destinations ([`UserRepository`](swivel_provision::UserRepository),
 //! [`UserAdmin`](swivel_provision::UserAdmin)), the sites for server settings discovery
 //! ([`SiteDirectory`](swivel_provision::SiteDirectory),
-//! [`SiteAdmin`](swivel_provision::SiteAdmin)) and host settings
-//! ([`SettingsStore`](swivel_provision::SettingsStore)).
+//! [`SiteAdmin`](swivel_provision::SiteAdmin)), host settings
+//! ([`SettingsStore`](swivel_provision::SettingsStore)) and the shared event log
+//! ([`EventStore`](swivel_provision::EventStore)).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,6 +52,7 @@
 mod codes;
 mod db;
 mod error;
+mod events;
 mod options;
 mod schema;
 mod settings;

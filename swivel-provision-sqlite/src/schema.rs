@@ -36,6 +36,20 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     ",
+    // 1 → 2: the shared event log (swivel_provision::EventStore).
+    "
+    CREATE TABLE events (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused, even after a purge
+        at_ns    INTEGER NOT NULL,                    -- unix nanoseconds
+        instance TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        username TEXT,                                -- NULL: the event names no user
+        failure  INTEGER NOT NULL,
+        line     TEXT NOT NULL                        -- ProvisionEvent::log_line (escaped)
+    );
+    CREATE INDEX events_username_id ON events (username, id);
+    CREATE INDEX events_at ON events (at_ns);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -90,4 +104,41 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), SqliteEr
     tx.pragma_update(None, "application_id", APPLICATION_ID)
         .map_err(sql)?;
     tx.commit().map_err(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_gains_the_event_log_and_keeps_its_rows() {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(MIGRATIONS[0]).expect("first schema");
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('policy', '{}')",
+            [],
+        )
+        .expect("a row");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .expect("application id");
+        migrate(&mut conn, path).expect("migrate");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(SCHEMA_VERSION, 2);
+        let kept: String = conn
+            .query_row("SELECT value FROM settings WHERE key = 'policy'", [], |r| {
+                r.get(0)
+            })
+            .expect("the row is kept");
+        assert_eq!(kept, "{}");
+        let events: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .expect("the events table exists");
+        assert_eq!(events, 0);
+    }
 }

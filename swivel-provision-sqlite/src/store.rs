@@ -7,14 +7,15 @@ use crate::db::Db;
 use crate::error::SqliteError;
 use crate::options::SqliteOptions;
 
-/// Provisioning records, users, sites and settings in one SQLite file.
+/// Provisioning records, users, sites, settings and the event log in one SQLite file.
 ///
 /// Implements [`CodeStore`](swivel_provision::CodeStore),
 /// [`UserRepository`](swivel_provision::UserRepository) +
 /// [`UserAdmin`](swivel_provision::UserAdmin),
 /// [`SiteDirectory`](swivel_provision::SiteDirectory) +
-/// [`SiteAdmin`](swivel_provision::SiteAdmin) and
-/// [`SettingsStore`](swivel_provision::SettingsStore). Cheap to clone (an `Arc` inside):
+/// [`SiteAdmin`](swivel_provision::SiteAdmin),
+/// [`SettingsStore`](swivel_provision::SettingsStore) and
+/// [`EventStore`](swivel_provision::EventStore). Cheap to clone (an `Arc` inside):
 /// put clones in as many `Arc<dyn Trait>`s as needed.
 ///
 /// Several processes may open the same file: compare-and-swap runs in an immediate

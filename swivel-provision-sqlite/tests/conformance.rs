@@ -26,3 +26,16 @@ async fn conformance_in_memory() {
     let store = SqliteStore::open_in_memory().await.expect("open");
     conformance::run_with_users(Arc::new(store)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn event_log_on_a_file_and_in_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    conformance::events_run(Arc::new(store)).await;
+    // Again through a second store on the same file, as a second process would.
+    let again = SqliteStore::open(&path).await.expect("reopen");
+    conformance::events_run(Arc::new(again)).await;
+    let memory = SqliteStore::open_in_memory().await.expect("open in memory");
+    conformance::events_run(Arc::new(memory)).await;
+}

@@ -339,6 +339,59 @@ impl ProvisionEvent {
     }
 }
 
+impl ProvisionEvent {
+    /// A stable `snake_case` name of the event's kind (`code_created`, `provisioned`, ...),
+    /// as the shared event log keeps it.
+    pub fn kind(&self) -> &'static str {
+        use ProvisionEvent::*;
+        match self {
+            CodeCreated { .. } => "code_created",
+            MessageQueued { .. } => "message_queued",
+            MessageSent { .. } => "message_sent",
+            DeliveryRetry { .. } => "delivery_retry",
+            DeliveryFailed { .. } => "delivery_failed",
+            CanReprovision { .. } => "can_reprovision",
+            Provisioned { .. } => "provisioned",
+            ProvisionFailed { .. } => "provision_failed",
+            CodeBurned { .. } => "code_burned",
+            UnknownMobileUser => "unknown_mobile_user",
+            NoAuthMethod { .. } => "no_auth_method",
+            StringsDownloaded { .. } => "strings_downloaded",
+            SelfServiceRefused { .. } => "self_service_refused",
+            Revoked { .. } => "revoked",
+            OtcAccepted { .. } => "otc_accepted",
+            OtcRejected { .. } => "otc_rejected",
+            AccountLocked { .. } => "account_locked",
+            AccountUnlocked { .. } => "account_unlocked",
+        }
+    }
+
+    /// The user the event concerns (every event but [`ProvisionEvent::UnknownMobileUser`]).
+    pub fn username(&self) -> Option<&Username> {
+        use ProvisionEvent::*;
+        match self {
+            CodeCreated { username }
+            | MessageQueued { username, .. }
+            | MessageSent { username, .. }
+            | DeliveryRetry { username, .. }
+            | DeliveryFailed { username, .. }
+            | CanReprovision { username }
+            | Provisioned { username, .. }
+            | ProvisionFailed { username }
+            | CodeBurned { username }
+            | NoAuthMethod { username }
+            | StringsDownloaded { username, .. }
+            | SelfServiceRefused { username, .. }
+            | Revoked { username }
+            | OtcAccepted { username }
+            | OtcRejected { username }
+            | AccountLocked { username }
+            | AccountUnlocked { username } => Some(username),
+            UnknownMobileUser => None,
+        }
+    }
+}
+
 /// Receives events. Must not block: a slow sink slows every request.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait EventSink: Send + Sync + 'static {
@@ -444,5 +497,35 @@ mod tests {
             locked.log_line(),
             r#"Account of user "eve\" admin=\"yes\\" locked after too many failed attempts"#
         );
+    }
+
+    #[test]
+    fn kinds_are_distinct_snake_case_names() {
+        let u = Username::parse("gfield").unwrap();
+        let events = [
+            ProvisionEvent::CodeCreated {
+                username: u.clone(),
+            },
+            ProvisionEvent::Provisioned {
+                username: u.clone(),
+                device: None,
+            },
+            ProvisionEvent::UnknownMobileUser,
+            ProvisionEvent::AccountUnlocked {
+                username: u.clone(),
+            },
+        ];
+        let kinds: Vec<&str> = events.iter().map(ProvisionEvent::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "code_created",
+                "provisioned",
+                "unknown_mobile_user",
+                "account_unlocked"
+            ]
+        );
+        assert_eq!(events[0].username(), Some(&u));
+        assert_eq!(events[2].username(), None);
     }
 }

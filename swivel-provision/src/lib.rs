@@ -7,7 +7,7 @@
 //!
 //! Storage, transports, the user directory, the clock and randomness are traits
 //! ([`CodeStore`], [`UserRepository`], [`Transport`], [`StringGenerator`],
-//! [`SiteDirectory`], [`Clock`], [`EventSink`]); the [`Provisioner`] owns every rule of
+//! [`SiteDirectory`], [`Clock`], [`EventSink`], [`EventStore`]); the [`Provisioner`] owns every rule of
 //! the state machine (see [`state`]), so every store behaves the same.
 //!
 //! (The end-to-end example lives in the crate README and in `Provisioner`'s docs.)
@@ -33,6 +33,7 @@ pub mod agentxml;
 pub mod clock;
 pub mod code;
 pub mod error;
+pub mod event_log;
 pub mod events;
 pub mod joint;
 pub mod memory;
@@ -59,9 +60,10 @@ pub use clock::{Clock, SystemClock};
 pub use code::{CodeHash, IdHash, ProvisionCode, ProvisionId, ServerKey};
 pub use delivery::QueueConfig;
 pub use error::{BoxError, Error, PolicyError, Result, StoreError, TransportError};
+pub use event_log::{EventQuery, EventStore, MAX_EVENT_LIMIT, StoredEvent};
 pub use events::{EventSink, ProvisionEvent, TracingSink};
 pub use joint::{UserRecordStore, UserUpdateStep};
-pub use memory::{MemorySettings, MemorySites, MemoryStore, MemoryUsers};
+pub use memory::{MemoryEvents, MemorySettings, MemorySites, MemoryStore, MemoryUsers};
 pub use policy::{
     CodeAlphabet, CodeFormat, DeliveryMode, DeviceErrors, LinkTemplates, MobilePolicy, Policy,
 };
@@ -82,6 +84,7 @@ pub use users::{UserAdmin, UserEntry, UserRepository};
 #[cfg(feature = "mock")]
 pub mod mock {
     pub use crate::clock::MockClock;
+    pub use crate::event_log::MockEventStore;
     pub use crate::events::MockEventSink;
     pub use crate::settings::MockSettingsStore;
     pub use crate::site::{MockSiteAdmin, MockSiteDirectory};

@@ -1,5 +1,5 @@
-//! In-memory parts: a [`CodeStore`], a user directory and a site directory held in the
-//! process. Good for tests and a single process; the state is lost on exit and is not shared
+//! In-memory parts: a [`CodeStore`], a user directory, a site directory, settings and an
+//! event log held in the process. Good for tests and a single process; the state is lost on exit and is not shared
 //! between server instances (use the SQLite or PostgreSQL store for that).
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::code::IdHash;
 use crate::error::StoreError;
+use crate::event_log::{EventQuery, EventStore, StoredEvent};
 use crate::record::ProvisionRecord;
 use crate::settings::SettingsStore;
 use crate::site::{ServerSettings, SiteAdmin, SiteDirectory};
@@ -287,5 +288,61 @@ impl SettingsStore for MemorySettings {
 
     async fn delete_setting(&self, key: &str) -> Result<bool, StoreError> {
         Ok(lock(&self.values).remove(key).is_some())
+    }
+}
+
+/// An event log in memory.
+#[derive(Debug, Default)]
+pub struct MemoryEvents {
+    log: Mutex<EventRows>,
+}
+
+#[derive(Debug, Default)]
+struct EventRows {
+    /// The last id assigned.
+    last_id: u64,
+    /// Oldest first (increasing ids).
+    events: Vec<StoredEvent>,
+}
+
+impl MemoryEvents {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryEvents {
+    async fn append(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let mut log = lock(&self.log);
+        for event in events {
+            log.last_id += 1;
+            let id = log.last_id;
+            log.events.push(StoredEvent {
+                id,
+                ..event.clone()
+            });
+        }
+        Ok(())
+    }
+
+    async fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        query.validate()?;
+        Ok(lock(&self.log)
+            .events
+            .iter()
+            .rev()
+            .filter(|e| query.matches(e))
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_before(&self, t: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut log = lock(&self.log);
+        let before = log.events.len();
+        log.events.retain(|e| e.at >= t);
+        Ok((before - log.events.len()) as u64)
     }
 }

@@ -55,3 +55,11 @@ impl CodeStore for CasOnly {
 async fn default_update_over_compare_and_swap_conforms() {
     swivel_provision::testing::conformance::run(Arc::new(CasOnly(MemoryStore::new()))).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_event_log_passes_the_event_checks() {
+    swivel_provision::testing::conformance::events_run(Arc::new(
+        swivel_provision::MemoryEvents::new(),
+    ))
+    .await;
+}

@@ -61,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/users/{username}/unlock", post(api::unlock))
         .route("/api/v1/sites/{site}", get(api::site).put(api::save_site))
+        .route("/api/v1/events", get(api::events))
         .layer(timeout)
         .merge(devices)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

@@ -1,13 +1,13 @@
 //! Where the server keeps its data: one object that is the code store, the user and site
-//! directories and the settings store. SQLite (one file) by default; PostgreSQL for several
+//! directories, the settings store and the shared event log. SQLite (one file) by default; PostgreSQL for several
 //! instances sharing one database; memory for tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use swivel_provision::{
-    CodeStore, MemorySettings, MemorySites, MemoryStore, MemoryUsers, SettingsStore, SiteAdmin,
-    SiteDirectory, UserAdmin, UserRecordStore, UserRepository,
+    CodeStore, EventStore, MemoryEvents, MemorySettings, MemorySites, MemoryStore, MemoryUsers,
+    SettingsStore, SiteAdmin, SiteDirectory, UserAdmin, UserRecordStore, UserRepository,
 };
 
 use swivel_provision_sqlite::{Durability, SqliteOptions};
@@ -32,6 +32,8 @@ pub struct Backend {
     pub site_admin: Arc<dyn SiteAdmin>,
     /// Named values: the policy, credentials hashes, encrypted PINs.
     pub settings: Arc<dyn SettingsStore>,
+    /// The shared event log (the console's Log page, `GET /api/v1/events`).
+    pub events: Arc<dyn EventStore>,
     /// What it is, for the start-up line (`sqlite:PATH`, `postgres`, `memory`).
     pub description: String,
 }
@@ -46,7 +48,7 @@ impl Backend {
     /// All parts from one store that implements every trait.
     pub fn from_store<S>(store: S, description: impl Into<String>) -> Self
     where
-        S: UserRecordStore + UserAdmin + SiteAdmin + SettingsStore + Clone,
+        S: UserRecordStore + UserAdmin + SiteAdmin + SettingsStore + EventStore + Clone,
     {
         Self {
             codes: Arc::new(store.clone()),
@@ -55,7 +57,8 @@ impl Backend {
             user_admin: Arc::new(store.clone()),
             sites: Arc::new(store.clone()),
             site_admin: Arc::new(store.clone()),
-            settings: Arc::new(store),
+            settings: Arc::new(store.clone()),
+            events: Arc::new(store),
             description: description.into(),
         }
     }
@@ -72,6 +75,7 @@ impl Backend {
             sites: sites.clone(),
             site_admin: sites,
             settings: Arc::new(MemorySettings::new()),
+            events: Arc::new(MemoryEvents::new()),
             description: "memory".into(),
         }
     }

@@ -318,9 +318,21 @@ fn host_port(url: &str) -> Option<(String, u16, bool)> {
     Some((host.trim_matches(['[', ']']).to_owned(), port, ssl))
 }
 
+/// This instance's name in the shared event log: `instance_name` from the configuration
+/// file, else `<hostname>:<port>` of `listen`.
+fn instance_name(r: &Resolved, listen: Option<SocketAddr>) -> String {
+    match (&r.file.instance_name, listen) {
+        (Some(name), _) => name.clone(),
+        (None, Some(addr)) => crate::config::default_instance_name(addr),
+        (None, None) => r.listen.clone(),
+    }
+}
+
 /// Opens the backend and builds the state for a command or the server.
+#[allow(clippy::too_many_arguments)]
 async fn build_state(
     r: &Resolved,
+    instance: String,
     backend: Backend,
     key: ServerKey,
     public_url: &str,
@@ -334,6 +346,7 @@ async fn build_state(
         .delivery(delivery)
         .secure_cookies(r.tls.is_some())
         .log_lines(r.file.log_lines.unwrap_or(1000))
+        .instance_name(instance)
         .throttle(r.file.throttle.clone())
         .request_timeout(r.file.connections.request_timeout());
     if let Some(p) = &r.file.policy {
@@ -388,12 +401,27 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 },
             };
             let print = cli.demo || r.file.outbox.print;
-            let state =
-                build_state(&r, backend, key, &public_url, site, Delivery::Direct, print).await?;
+            let instance = instance_name(&r, r.listen.parse().ok());
+            let state = build_state(
+                &r,
+                instance,
+                backend,
+                key,
+                &public_url,
+                site,
+                Delivery::Direct,
+                print,
+            )
+            .await?;
             if cli.demo {
                 add_demo_data(&state, &public_url).await?;
             }
-            run_command(&state, command, &public_url).await
+            let result = run_command(&state, command, &public_url).await;
+            // The command's events (a reprovision, an unlock) go to the shared log too.
+            if !state.flush_events(Duration::from_secs(5)).await {
+                tracing::warn!("some events were not written to the shared event log");
+            }
+            result
         }
     }
 }
@@ -629,6 +657,7 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
     }
     let state = build_state(
         r,
+        instance_name(r, Some(local)),
         backend,
         key,
         &public_url,
@@ -666,14 +695,16 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
             background.throttles().forget_idle();
         }
     });
+    crate::shared_log::spawn_purge(state.backend().events.clone(), r.file.events.retention());
     let router = crate::app(state.clone());
     let handle = axum_server::Handle::new();
     let shutdown =
         crate::shutdown::Shutdown::watch(handle.clone(), r.file.connections.shutdown_timeout())?;
     println!(
-        "provision-server listening on {public_url} (data: {}, store: {})",
+        "provision-server listening on {public_url} (data: {}, store: {}, instance: {})",
         r.data_dir.display(),
-        state.backend().description
+        state.backend().description,
+        state.shared_log().instance()
     );
     println!(
         "Console: {public_url}/admin/  Self-service: {public_url}/reset/provision  Device endpoint: {public_url}/pinsafe/AgentXML"
@@ -693,7 +724,9 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         None => None,
     };
     crate::serve::serve(listener, router, r.file.connections, tls, handle).await?;
-    shutdown.finish(state.provisioner()).await;
+    shutdown
+        .finish(state.provisioner(), state.shared_log())
+        .await;
     println!("provision-server stopped.");
     let _ = std::io::stdout().flush();
     Ok(())

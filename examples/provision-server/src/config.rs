@@ -5,7 +5,11 @@
 //! public_url = "https://auth.example.com"   # what links and QR codes point at
 //! site_id = "DEMO"                          # put into the getsettings/complete links
 //! database = "postgres://user@db/provision" # default: <data-dir>/provision.sqlite
-//! log_lines = 1000                          # lines kept for the console's Log page
+//! log_lines = 1000                          # lines of this process kept in memory
+//! instance_name = "auth-1"                  # default: <hostname>:<port>
+//!
+//! [events]                                  # the shared event log in the store
+//! retention_days = 90                       # older events are purged (hourly)
 //!
 //! [tls]
 //! cert = "cert.pem"
@@ -196,6 +200,82 @@ impl PostgresConfig {
     }
 }
 
+/// The shared event log (`[events]`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events older than this many days are purged, at start and hourly (default 90, 1 to
+    /// 3,650).
+    pub retention_days: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { retention_days: 90 }
+    }
+}
+
+impl EventsConfig {
+    /// Checks that every value is usable.
+    pub fn validate(&self) -> Result<(), AppError> {
+        if !(1..=3_650).contains(&self.retention_days) {
+            return Err(AppError::Setup(format!(
+                "invalid configuration: events.retention_days must be between 1 and 3650, got {}",
+                self.retention_days
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`EventsConfig::retention_days`] as a duration.
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 86_400)
+    }
+}
+
+/// Longest instance name, in bytes.
+pub const MAX_INSTANCE_NAME_BYTES: usize = 128;
+
+/// Checks an instance name: 1 to [`MAX_INSTANCE_NAME_BYTES`] bytes, no control characters.
+pub fn check_instance_name(name: &str) -> Result<(), AppError> {
+    let bad = |why: &str| {
+        Err(AppError::Setup(format!(
+            "invalid configuration: instance_name {why}"
+        )))
+    };
+    if name.trim().is_empty() {
+        return bad("must not be empty");
+    }
+    if name.len() > MAX_INSTANCE_NAME_BYTES {
+        return bad(&format!(
+            "must be at most {MAX_INSTANCE_NAME_BYTES} bytes, got {}",
+            name.len()
+        ));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || swivel_provision::types::is_bidi_or_separator(c))
+    {
+        return bad("must not contain control, bidirectional or separator characters");
+    }
+    Ok(())
+}
+
+/// The default instance name: `<hostname>:<port>`, or the listen address when the host
+/// name cannot be read.
+pub fn default_instance_name(listen: std::net::SocketAddr) -> String {
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| check_instance_name(h).is_ok() && h.len() < MAX_INSTANCE_NAME_BYTES - 6);
+    match host {
+        Some(h) => format!("{h}:{}", listen.port()),
+        None => listen.to_string(),
+    }
+}
+
 /// Certificate and key files (PEM) for HTTPS.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -218,8 +298,13 @@ pub struct FileConfig {
     pub site_id: Option<String>,
     /// `postgres://...`, `memory`, or a SQLite file path.
     pub database: Option<String>,
-    /// Lines kept for the Log page.
+    /// Event lines of this process kept in memory.
     pub log_lines: Option<usize>,
+    /// This instance's name in the shared event log (default `<hostname>:<port>`).
+    pub instance_name: Option<String>,
+    /// The shared event log.
+    #[serde(default)]
+    pub events: EventsConfig,
     /// HTTPS.
     pub tls: Option<TlsFiles>,
     /// The initial policy (checked: an out-of-range value is an error naming the setting).
@@ -250,6 +335,10 @@ impl FileConfig {
         config.connections.validate()?;
         config.postgres.validate()?;
         config.throttle.validate()?;
+        config.events.validate()?;
+        if let Some(name) = &config.instance_name {
+            check_instance_name(name)?;
+        }
         Ok(config)
     }
 
@@ -352,5 +441,45 @@ mod tests {
             let e = FileConfig::parse(&format!("[postgres]\n{bad}\n")).unwrap_err();
             assert!(e.to_string().contains(names), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn events_retention_and_instance_name() {
+        let c = FileConfig::parse("").unwrap();
+        assert_eq!(c.events.retention_days, 90);
+        assert_eq!(c.events.retention(), Duration::from_secs(90 * 86_400));
+        assert_eq!(c.instance_name, None);
+        let c = FileConfig::parse("instance_name = \"auth-1\"\n[events]\nretention_days = 3650\n")
+            .unwrap();
+        assert_eq!(c.instance_name.as_deref(), Some("auth-1"));
+        assert_eq!(c.events.retention_days, 3650);
+        for (bad, names) in [
+            (
+                "[events]\nretention_days = 0\n",
+                "between 1 and 3650, got 0",
+            ),
+            ("[events]\nretention_days = 3651\n", "events.retention_days"),
+            ("[events]\nretention_days = -1\n", "retention_days"),
+            ("[events]\nkeep = 3\n", "unknown field"),
+            ("instance_name = \"\"\n", "instance_name must not be empty"),
+            (
+                "instance_name = \"a\\nb\"\n",
+                "instance_name must not contain",
+            ),
+        ] {
+            let e = FileConfig::parse(bad).unwrap_err();
+            assert!(e.to_string().contains(names), "{bad}: {e}");
+        }
+        let long = format!("instance_name = \"{}\"\n", "x".repeat(129));
+        assert!(
+            FileConfig::parse(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 128")
+        );
+        let addr: std::net::SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        let name = default_instance_name(addr);
+        assert!(name.ends_with(":8443"), "{name}");
+        assert!(check_instance_name(&name).is_ok(), "{name}");
     }
 }

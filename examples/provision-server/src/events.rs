@@ -1,11 +1,14 @@
-//! The event sink of the server: keeps the last lines (with their time) for the console's
-//! Log page and forwards every event to `tracing` (stdout).
+//! The event sink of the server: keeps the last lines of this process (with their time),
+//! forwards every event to `tracing` (stdout) and, when it has one, to the shared event log
+//! in the store ([`SharedLog`]), which the console's Log page and `GET /api/v1/events` read.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use swivel_provision::{EventSink, ProvisionEvent, TracingSink};
 use time::OffsetDateTime;
+
+use crate::shared_log::SharedLog;
 
 /// One line of the Log page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,11 +21,13 @@ pub struct LogLine {
     pub failure: bool,
 }
 
-/// A ring buffer of the last `capacity` event lines of this process.
+/// A ring buffer of the last `capacity` event lines of this process, and the way to the
+/// shared event log.
 #[derive(Debug)]
 pub struct EventLog {
     lines: Mutex<VecDeque<LogLine>>,
     capacity: usize,
+    shared: Option<SharedLog>,
 }
 
 impl EventLog {
@@ -31,7 +36,21 @@ impl EventLog {
         Self {
             lines: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
+            shared: None,
         }
+    }
+
+    /// Keeps the last `capacity` lines and also sends every event to `shared`.
+    pub fn with_shared(capacity: usize, shared: SharedLog) -> Self {
+        Self {
+            shared: Some(shared),
+            ..Self::new(capacity)
+        }
+    }
+
+    /// The shared event log events go to, if any.
+    pub fn shared(&self) -> Option<&SharedLog> {
+        self.shared.as_ref()
     }
 
     /// The lines, newest first.
@@ -57,6 +76,9 @@ impl EventSink for EventLog {
             failure: event.is_failure(),
         });
         TracingSink.emit(event);
+        if let Some(shared) = &self.shared {
+            shared.push(event);
+        }
     }
 }
 

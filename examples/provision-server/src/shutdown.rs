@@ -4,7 +4,8 @@
 //! 1. stop accepting connections (the listener is closed, so new ones are refused);
 //! 2. let requests in flight finish; idle keep-alive connections are closed at once;
 //! 3. at the deadline, close whatever is still open;
-//! 4. wait for the delivery queue to send what was queued, until the same deadline.
+//! 4. wait for the delivery queue to send what was queued, until the same deadline;
+//! 5. write the events still waiting for the shared event log, until the same deadline.
 //!
 //! [`Shutdown::watch`] registers for the signals (before the server says it listens, so a
 //! signal sent once it has said so is never missed); [`Shutdown::finish`] runs steps 3–4
@@ -17,6 +18,7 @@ use swivel_provision::Provisioner;
 use tokio::time::Instant;
 
 use crate::error::AppError;
+use crate::shared_log::SharedLog;
 
 /// The shutdown of one server: watches for the signals and knows the deadline they set.
 #[derive(Debug)]
@@ -55,8 +57,9 @@ impl Shutdown {
     }
 
     /// After the server returned: reports connections closed at the deadline, then waits for
-    /// the delivery queue to be idle until the same deadline (reporting messages left).
-    pub async fn finish(mut self, provisioner: &Provisioner) {
+    /// the delivery queue to be idle and the shared event log to be written, until the same
+    /// deadline (reporting what was left).
+    pub async fn finish(mut self, provisioner: &Provisioner, events: &SharedLog) {
         let deadline = self
             .deadline
             .try_recv()
@@ -73,6 +76,10 @@ impl Shutdown {
             .is_err()
         {
             tracing::warn!("shutdown deadline reached: queued messages were not delivered");
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !events.flush(left).await {
+            tracing::warn!("shutdown deadline reached: events were not written to the shared log");
         }
     }
 }

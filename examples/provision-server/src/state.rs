@@ -14,6 +14,7 @@ use crate::error::AppError;
 use crate::events::EventLog;
 use crate::pin::PinVault;
 use crate::session::Sessions;
+use crate::shared_log::SharedLog;
 use crate::throttle::{ThrottleConfig, Throttles};
 
 /// Settings-store key of the saved policy (JSON).
@@ -27,6 +28,7 @@ struct Inner {
     sessions: Sessions,
     throttles: Throttles,
     log: Arc<EventLog>,
+    shared_log: SharedLog,
     public_url: String,
     secure_cookies: bool,
     request_timeout: Duration,
@@ -80,9 +82,21 @@ impl AppState {
         &self.inner.throttles
     }
 
-    /// The event lines of the Log page.
+    /// The event lines of this process (in memory).
     pub fn log(&self) -> &EventLog {
         &self.inner.log
+    }
+
+    /// The way to the shared event log in the store (the Log page and
+    /// `GET /api/v1/events` read [`Backend::events`]).
+    pub fn shared_log(&self) -> &SharedLog {
+        &self.inner.shared_log
+    }
+
+    /// Waits (at most `limit`) until this instance's events so far are in the store, so
+    /// that a page read right after an action shows it. Returns whether they are.
+    pub async fn flush_events(&self, limit: Duration) -> bool {
+        self.inner.shared_log.flush(limit).await
     }
 
     /// Base URL of this server.
@@ -175,6 +189,7 @@ pub struct StateBuilder {
     site_id: Option<SiteId>,
     secure_cookies: bool,
     log_lines: usize,
+    instance_name: String,
     throttle: ThrottleConfig,
     request_timeout: Duration,
 }
@@ -194,6 +209,7 @@ impl StateBuilder {
             site_id: None,
             secure_cookies: false,
             log_lines: 1000,
+            instance_name: "provision-server".into(),
             throttle: ThrottleConfig::default(),
             request_timeout: crate::config::ConnectionLimits::default().request_timeout(),
         }
@@ -249,6 +265,13 @@ impl StateBuilder {
         self
     }
 
+    /// This instance's name in the shared event log (default `provision-server`; the
+    /// binary uses `instance_name` or `<hostname>:<port>`).
+    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
+        self.instance_name = name.into();
+        self
+    }
+
     /// How long a request may take before it gets `408` (default 30 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -261,8 +284,8 @@ impl StateBuilder {
         self
     }
 
-    /// Loads the policy and builds the state. Must run inside a tokio runtime
-    /// when delivery is queued.
+    /// Loads the policy and builds the state. Must run inside a tokio runtime (the shared
+    /// event log's writer task, and the delivery queue when delivery is queued).
     pub async fn build(self) -> Result<AppState, AppError> {
         let auto_links = LinkTemplates::for_base_url(&self.public_url);
         let auto_site = self.site_id.clone();
@@ -271,7 +294,8 @@ impl StateBuilder {
             .unwrap_or(self.initial_policy);
         let policy = effective(stored, &auto_links, &auto_site);
         policy.validate().map_err(swivel_provision::Error::from)?;
-        let log = Arc::new(EventLog::new(self.log_lines));
+        let shared_log = SharedLog::start(self.backend.events.clone(), self.instance_name);
+        let log = Arc::new(EventLog::with_shared(self.log_lines, shared_log.clone()));
         let builder = match &self.backend.joint {
             Some(joint) => Provisioner::builder().store_with_users(joint.clone()),
             None => Provisioner::builder()
@@ -303,6 +327,7 @@ impl StateBuilder {
                 sessions,
                 throttles: Throttles::new(self.throttle),
                 log,
+                shared_log,
                 public_url: self.public_url,
                 secure_cookies: self.secure_cookies,
                 request_timeout: self.request_timeout,

@@ -62,6 +62,7 @@ async fn fixture_with(backend: Backend) -> Fixture {
         .delivery(Delivery::Direct)
         .public_url("http://provision.test")
         .site_id(Some(SiteId::parse("DEMO").unwrap()))
+        .instance_name("test-instance")
         .build()
         .await
         .unwrap();
@@ -1364,4 +1365,266 @@ async fn a_locked_account_is_shown_and_unlocked_from_the_console_and_the_api() {
             .iter()
             .any(|l| l.text.contains("Account of user \"alice\" unlocked"))
     );
+}
+
+fn bearer(uri: &str, auth: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(uri);
+    if let Some(a) = auth {
+        b = b.header(header::AUTHORIZATION, a);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn json(r: &Reply) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+/// `n` stored events of `user` (through the store, as another instance would write them).
+async fn store_events(state: &AppState, user: &str, n: usize) {
+    let events: Vec<swivel_provision::StoredEvent> = (0..n)
+        .map(|i| {
+            swivel_provision::StoredEvent::new(
+                &swivel_provision::ProvisionEvent::OtcRejected {
+                    username: Username::parse(user).unwrap(),
+                },
+                time::OffsetDateTime::now_utc(),
+                format!("other-{i}"),
+            )
+        })
+        .collect();
+    state.backend().events.append(&events).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_shows_in_the_event_api_and_on_the_log_page() {
+    let f = fixture().await;
+    let token = f.state.credentials().new_api_token().await.unwrap();
+    let auth = format!("Bearer {}", token.expose_secret());
+    let r = send(
+        &f.app,
+        Request::post("/api/v1/users/alice/reprovision")
+            .header(header::AUTHORIZATION, &auth)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+
+    let r = send(&f.app, bearer("/api/v1/events?user=alice", Some(&auth))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = json(&r);
+    let events = v["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["can_reprovision", "message_sent", "code_created"],
+        "newest first: {v}"
+    );
+    let created = &events[2];
+    assert_eq!(created["instance"], "test-instance");
+    assert_eq!(created["username"], "alice");
+    assert_eq!(created["failure"], false);
+    assert_eq!(created["line"], "Provision code created for user \"alice\"");
+    assert!(created["at"].as_str().unwrap().ends_with('Z'), "{created}");
+    assert!(events[0]["id"].as_u64() > created["id"].as_u64());
+    assert_eq!(v["next_before"], serde_json::Value::Null, "not a full page");
+    let code = f.outbox.last_code_for(&alice()).unwrap();
+    assert!(!r.body.contains(code.expose()), "no code in the log");
+
+    // since: an RFC 3339 time after every event.
+    let r = send(
+        &f.app,
+        bearer("/api/v1/events?since=2999-01-01T00:00:00Z", Some(&auth)),
+    )
+    .await;
+    assert_eq!(json(&r)["events"], serde_json::json!([]));
+    let r = send(&f.app, bearer("/api/v1/events?user=carol", Some(&auth))).await;
+    assert_eq!(json(&r)["events"], serde_json::json!([]));
+
+    let (cookie, _) = console_login(&f.app).await;
+    let log = get(&f.app, "/admin/log", Some(&cookie)).await;
+    assert_eq!(log.status, StatusCode::OK);
+    assert!(
+        log.body.contains(
+            "<td>test-instance</td><td>Provision code created for user &quot;alice&quot;</td>"
+        ),
+        "{}",
+        log.body
+    );
+    assert!(!log.body.contains("id=\"older\""), "one page only");
+    let carol = get(&f.app, "/admin/log?user=carol", Some(&cookie)).await;
+    assert!(!carol.body.contains("alice"), "{}", carol.body);
+    assert!(carol.body.contains("value=\"carol\""), "the filter is kept");
+    let bad = get(&f.app, "/admin/log?before=x", Some(&cookie)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body.contains("before must be an event id"),
+        "{}",
+        bad.body
+    );
+    let anonymous = get(&f.app, "/admin/log", None).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::SEE_OTHER,
+        "the Log page needs a login"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_pages_follow_the_cursor_without_gaps_or_repeats() {
+    let f = fixture().await;
+    let token = f.state.credentials().new_api_token().await.unwrap();
+    let auth = format!("Bearer {}", token.expose_secret());
+    store_events(&f.state, "bob", 7).await;
+    store_events(&f.state, "erin", 2).await;
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/events?user=bob&limit=3".to_owned();
+    loop {
+        let v = json(&send(&f.app, bearer(&uri, Some(&auth))).await);
+        seen.extend(
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_u64().unwrap()),
+        );
+        match v["next_before"].as_u64() {
+            Some(before) => uri = format!("/api/v1/events?user=bob&limit=3&before={before}"),
+            None => break,
+        }
+        assert!(seen.len() <= 9, "the pages never end");
+    }
+    assert_eq!(seen.len(), 7, "every event once: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seen:?}"
+    );
+
+    // The Log page: 50 a page, then "Older" with the cursor and the user filter.
+    store_events(&f.state, "bob", 50).await;
+    let (cookie, _) = console_login(&f.app).await;
+    let first = get(&f.app, "/admin/log?user=bob", Some(&cookie)).await;
+    assert_eq!(first.body.matches("<tr class=\"error\">").count(), 50);
+    let older = between(&first.body, "<a id=\"older\" href=\"", "\"")
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(
+        older.starts_with("/admin/log?before=") && older.ends_with("&user=bob"),
+        "{older}"
+    );
+    let second = get(&f.app, &older, Some(&cookie)).await;
+    assert_eq!(second.body.matches("<tr class=\"error\">").count(), 7);
+    assert!(!second.body.contains("id=\"older\""));
+    assert!(!second.body.contains("erin"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_event_api_refuses_bad_queries_and_missing_tokens() {
+    let f = fixture().await;
+    let token = f.state.credentials().new_api_token().await.unwrap();
+    let auth = format!("Bearer {}", token.expose_secret());
+    for a in [None, Some("Bearer wrong"), Some("Basic x")] {
+        let r = send(&f.app, bearer("/api/v1/events", a)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{a:?}");
+        assert_eq!(r.body, r#"{"error":"Unauthorized"}"#);
+    }
+    for (query, error) in [
+        ("limit=0", "limit must be a whole number from 1 to 1000"),
+        ("limit=1001", "limit must be a whole number from 1 to 1000"),
+        ("limit=many", "limit must be a whole number from 1 to 1000"),
+        (
+            "since=yesterday",
+            "since must be an RFC 3339 time, such as 2024-01-01T00:00:00Z",
+        ),
+        (
+            "before=0",
+            "before must be an event id (a whole number above 0)",
+        ),
+        (
+            "before=-1",
+            "before must be an event id (a whole number above 0)",
+        ),
+        (
+            "order=asc",
+            "unknown parameter \"order\"; the parameters are user, since, limit, before",
+        ),
+    ] {
+        let r = send(
+            &f.app,
+            bearer(&format!("/api/v1/events?{query}"), Some(&auth)),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+        assert_eq!(json(&r), serde_json::json!({ "error": error }), "{query}");
+    }
+    let r = send(
+        &f.app,
+        bearer("/api/v1/events?user=%E2%80%AEx", Some(&auth)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        json(&r)["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("user is not a valid username")
+    );
+    let r = send(&f.app, bearer("/api/v1/events?limit=1000", Some(&auth))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_on_one_database_show_the_same_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sqlite");
+    let key = ServerKey::generate();
+    let outbox = Arc::new(RecordingTransport::new());
+    let build = |name: &'static str| {
+        let (key, path, outbox) = (key.clone(), path.clone(), outbox.clone());
+        async move {
+            StateBuilder::new(Backend::sqlite(&path).await.unwrap(), key)
+                .delivery(Delivery::Direct)
+                .transport(Channel::Email, outbox)
+                .instance_name(name)
+                .build()
+                .await
+                .unwrap()
+        }
+    };
+    let one = build("one").await;
+    let two = build("two").await;
+    one.backend()
+        .user_admin
+        .put_user(
+            &UserEntry::new(alice())
+                .with_mobile_group(true)
+                .with_destination(Destination::email("alice@example.com").unwrap()),
+        )
+        .await
+        .unwrap();
+    one.credentials()
+        .set_password(&SecretString::from(PASSWORD))
+        .await
+        .unwrap();
+    one.provisioner()
+        .request_provision(&alice(), swivel_provision::Origin::Admin)
+        .await
+        .unwrap();
+    assert!(one.flush_events(std::time::Duration::from_secs(5)).await);
+    let mut pages = Vec::new();
+    for state in [&one, &two] {
+        let app =
+            app(state.clone()).layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4000))));
+        let (cookie, _) = console_login(&app).await;
+        let log = get(&app, "/admin/log", Some(&cookie)).await;
+        let rows = between(&log.body, "<table id=\"log\">", "</table>")
+            .unwrap()
+            .to_owned();
+        assert!(
+            rows.contains("<td>one</td><td>Provision code created for user &quot;alice&quot;</td>"),
+            "{rows}"
+        );
+        pages.push(rows);
+    }
+    assert_eq!(pages[0], pages[1], "both instances show the same events");
 }

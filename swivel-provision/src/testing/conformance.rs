@@ -3,7 +3,8 @@
 //! hash; 32 concurrent updates of one record: exactly one takes a code, and none is lost),
 //! and exactly-once redeem under concurrency through the real [`Provisioner`]; for a
 //! store that is also the user directory, [`run_with_users`] adds the checks of
-//! [`UserRecordStore::update_with_user`].
+//! [`UserRecordStore::update_with_user`]. [`events_run`] checks an
+//! [`EventStore`](crate::EventStore).
 //!
 //! Run it from a store's tests inside a multi-thread tokio runtime:
 //!
@@ -33,6 +34,13 @@ use crate::store::{CodeStore, RecordKey, Updated};
 use crate::testing::{ManualClock, RecordingTransport};
 use crate::types::{Channel, Destination, DeviceInfo, Username};
 use crate::users::{UserAdmin, UserEntry};
+
+mod events;
+pub use events::{
+    events_append_and_list_newest_first, events_concurrent_appends_get_distinct_ids,
+    events_filters, events_limits_are_checked, events_pagination_has_no_gaps_or_repeats,
+    events_purge_before, events_run,
+};
 
 /// Concurrent redeems of one code in [`exactly_once_redeem`].
 pub const CONCURRENT_REDEEMS: usize = 32;

@@ -1,11 +1,13 @@
 //! The administration console under `/admin/`: login with the console password, User
-//! Management (status and Reprovision), Policy / Self-Reset, and Log. Server-rendered; every
-//! form carries the session's CSRF token.
+//! Management (status and Reprovision), Policy / Self-Reset, and Log (the shared event log
+//! of every instance). Server-rendered; every form that changes something carries the
+//! session's CSRF token.
 
 use std::collections::HashMap;
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::header::{self, HeaderMap};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -575,21 +577,52 @@ pub async fn save_policy(
     Ok((html::headers(), policy_page(&session, &values, &[], true)).into_response())
 }
 
-/// Log: the event lines of this process, newest first.
-pub async fn log(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Log: the shared event log of every instance, newest first, 50 a page, filtered by user,
+/// with an "Older" link (the keyset cursor `before`).
+pub async fn log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
     let session = match logged_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let mut body = String::from("<table id=\"log\"><tr><th>Time</th><th>Event</th></tr>");
-    for line in state.log().newest_first() {
+    let query = params
+        .map_err(|_| AppError::BadRequest("the query string is not valid".into()))
+        .and_then(|Query(p)| crate::event_query::parse(&p, crate::event_query::LOG_PAGE_LIMIT));
+    let page = match query {
+        Ok(query) => crate::event_query::page(&state, &query)
+            .await
+            .map(|page| (query, page)),
+        Err(e) => Err(e),
+    };
+    let (query, (events, next)) = match page {
+        Ok(page) => page,
+        Err(e) => return e.into_response(),
+    };
+    let user = query.user.as_ref().map_or("", |u| u.as_str());
+    let mut body = format!(
+        "<form method=\"get\" action=\"/admin/log\"><label>User <input name=\"user\" id=\"user\" value=\"{}\"></label>\
+<button type=\"submit\" id=\"filter\">Filter</button></form>\
+<table id=\"log\"><tr><th>Time</th><th>Instance</th><th>Event</th></tr>",
+        escape(user)
+    );
+    for e in &events {
         body.push_str(&format!(
-            "<tr{}><td>{}</td><td>{}</td></tr>",
-            if line.failure { " class=\"error\"" } else { "" },
-            show_time(line.at),
-            escape(&line.text)
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if e.failure { " class=\"error\"" } else { "" },
+            show_time(e.at),
+            escape(&e.instance),
+            escape(&e.line)
         ));
     }
     body.push_str("</table>");
+    if let Some(before) = next {
+        body.push_str(&format!(
+            "<p><a id=\"older\" href=\"/admin/log?before={before}&amp;user={}\">Older</a></p>",
+            escape(&crate::routes::landing::encode_component(user))
+        ));
+    }
     (html::headers(), console_page(&session, "Log", &body)).into_response()
 }

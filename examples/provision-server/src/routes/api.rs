@@ -11,12 +11,17 @@
 //! - `GET /api/v1/sites/{site}` → what server settings discovery answers for the Site ID.
 //! - `PUT /api/v1/sites/{site}` with a JSON body of [`SiteFields`] → `200` with the site
 //!   as `GET` shows it (added or replaced).
+//! - `GET /api/v1/events?user=&since=&limit=&before=` → `{"events": [...], "next_before":
+//!   id|null}`: the shared event log of every instance, newest first (`since` RFC 3339,
+//!   `limit` 1 to 1,000, default 100; `before` the `next_before` of the previous page).
 //!
 //! Errors are `{"error": "<seed wording>"}` with a fitting status.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::header::{self, HeaderMap};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -143,6 +148,23 @@ async fn user_json(state: &AppState, username: &Username) -> Result<Value, ApiEr
         "failures": status.failures,
         "locked_at": status.locked_at.map(rfc3339),
     }))
+}
+
+/// `GET /api/v1/events`.
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers).await?;
+    let Query(params) =
+        params.map_err(|_| AppError::BadRequest("the query string is not valid".into()))?;
+    let query = crate::event_query::parse(&params, crate::event_query::API_DEFAULT_LIMIT)?;
+    let (events, next) = crate::event_query::page(&state, &query).await?;
+    Ok(Json(json!({
+        "events": events.iter().map(crate::event_query::event_json).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
 }
 
 /// `POST /api/v1/users/{username}/unlock`.

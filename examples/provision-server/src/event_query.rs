@@ -1,0 +1,173 @@
+//! Reading the shared event log for the console's Log page and `GET /api/v1/events`: the
+//! query parameters (`user`, `since`, `limit`, `before`) checked with a clear message each,
+//! and one page of events with the cursor of the next.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use swivel_provision::{EventQuery, MAX_EVENT_LIMIT, StoredEvent, Username};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Events per page of `GET /api/v1/events` when `limit` is not given.
+pub const API_DEFAULT_LIMIT: usize = 100;
+/// Events per page of the Log page.
+pub const LOG_PAGE_LIMIT: usize = 50;
+/// How long a read waits for this instance's own events to reach the store.
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
+
+/// The parameters a caller may give.
+const PARAMETERS: &str = "user, since, limit, before";
+
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::BadRequest(message.into())
+}
+
+/// Checks the query parameters and makes the store's query. Empty values count as absent
+/// (the Log page's filter form sends `user=`); `limit` defaults to `default_limit`.
+pub fn parse(
+    params: &HashMap<String, String>,
+    default_limit: usize,
+) -> Result<EventQuery, AppError> {
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["user", "since", "limit", "before"].contains(&k.as_str()))
+    {
+        return Err(bad(format!(
+            "unknown parameter {:?}; the parameters are {PARAMETERS}",
+            truncated(unknown)
+        )));
+    }
+    let given = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let user = given("user")
+        .map(|u| Username::parse(u).map_err(|e| bad(format!("user is not a valid username: {e}"))))
+        .transpose()?;
+    let since = given("since")
+        .map(|s| {
+            OffsetDateTime::parse(s, &Rfc3339)
+                .map_err(|_| bad("since must be an RFC 3339 time, such as 2024-01-01T00:00:00Z"))
+        })
+        .transpose()?;
+    let limit = match given("limit") {
+        None => default_limit,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_EVENT_LIMIT).contains(l))
+            .ok_or_else(|| {
+                bad(format!(
+                    "limit must be a whole number from 1 to {MAX_EVENT_LIMIT}"
+                ))
+            })?,
+    };
+    let before_id = given("before")
+        .map(|b| {
+            b.parse::<u64>()
+                .ok()
+                .filter(|b| *b > 0)
+                .ok_or_else(|| bad("before must be an event id (a whole number above 0)"))
+        })
+        .transpose()?;
+    Ok(EventQuery {
+        user,
+        since,
+        before_id,
+        limit,
+    })
+}
+
+/// At most 64 bytes of a caller's text, for an error message.
+fn truncated(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// One page of events, newest first, and the `before` of the next page (`None` when this
+/// page is not full, so there is no older event). Waits briefly for this instance's own
+/// events first, so that a page read right after an action shows it.
+pub async fn page(
+    state: &AppState,
+    query: &EventQuery,
+) -> Result<(Vec<StoredEvent>, Option<u64>), AppError> {
+    state.flush_events(FLUSH_WAIT).await;
+    let events = state.backend().events.list(query).await?;
+    let next = if events.len() == query.limit {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok((events, next))
+}
+
+/// An event as `GET /api/v1/events` shows it.
+pub fn event_json(e: &StoredEvent) -> Value {
+    json!({
+        "id": e.id,
+        "at": e.at.format(&Rfc3339).unwrap_or_default(),
+        "instance": e.instance,
+        "kind": e.kind,
+        "username": e.username.as_ref().map(Username::as_str),
+        "failure": e.failure,
+        "line": e.line,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_every_parameter_and_refuses_bad_values() {
+        let q = parse(&params(&[]), 100).unwrap();
+        assert_eq!(q, EventQuery::newest(100));
+        let q = parse(
+            &params(&[
+                ("user", "alice"),
+                ("since", "2024-01-01T00:00:00Z"),
+                ("limit", "1000"),
+                ("before", "42"),
+                ("user", "alice"),
+            ]),
+            100,
+        )
+        .unwrap();
+        assert_eq!(q.user.unwrap().as_str(), "alice");
+        assert_eq!(q.since.unwrap().unix_timestamp(), 1_704_067_200);
+        assert_eq!((q.limit, q.before_id), (1000, Some(42)));
+        assert_eq!(parse(&params(&[("user", "")]), 50).unwrap().user, None);
+        for (pairs, words) in [
+            (
+                vec![("limit", "0")],
+                "limit must be a whole number from 1 to 1000",
+            ),
+            (vec![("limit", "1001")], "limit must be"),
+            (vec![("limit", "ten")], "limit must be"),
+            (
+                vec![("since", "yesterday")],
+                "since must be an RFC 3339 time",
+            ),
+            (vec![("before", "0")], "before must be an event id"),
+            (vec![("before", "-3")], "before must be an event id"),
+            (vec![("user", "a\u{202e}b")], "user is not a valid username"),
+            (vec![("sort", "asc")], "unknown parameter \"sort\""),
+        ] {
+            let e = parse(&params(&pairs), 100).unwrap_err();
+            assert!(matches!(e, AppError::BadRequest(_)), "{pairs:?}");
+            assert!(e.to_string().contains(words), "{pairs:?}: {e}");
+        }
+    }
+}
