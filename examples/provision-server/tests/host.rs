@@ -264,24 +264,18 @@ fn under_tls_hsts_http1_and_a_silent_connection_closed() {
     assert!(s.is_ok(), "a silent TLS connection: {s:?}");
 }
 
-/// Sends one HTTP/1.1 request with a bearer token over a fresh connection and returns the
-/// status code and the body.
+/// One request with a bearer token and a JSON body: the status and the body.
 fn api_call(url: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr(url)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let auth = format!("Authorization: Bearer {token}");
+    common::http_call(
+        &addr(url),
+        method,
+        path,
+        &[&auth, "Content-Type: application/json"],
+        body,
+        Duration::from_secs(10),
     )
-    .unwrap();
-    let text = read_until_closed(&mut s, Duration::from_secs(10)).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
+    .unwrap()
 }
 
 #[test]

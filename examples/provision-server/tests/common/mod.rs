@@ -218,27 +218,7 @@ pub fn login_with(client: reqwest::Client, server: &str, user: &str, otc: &str) 
 /// `GET path` on `addr` (`host:port`) over a fresh HTTP/1.1 connection: the status and the
 /// body, or the I/O error (each read and write may take `limit`).
 pub fn http_get(addr: &str, path: &str, limit: Duration) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(limit))?;
-    stream.set_write_timeout(Some(limit))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|s| s.get(..3))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {text:?}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    http_call(addr, "GET", path, &[], "", limit)
 }
 
 /// `method path` on `addr` with a bearer token over a fresh HTTP/1.1 connection: the status
@@ -250,13 +230,34 @@ pub fn http_bearer(
     token: &str,
     limit: Duration,
 ) -> std::io::Result<(u16, String)> {
+    let auth = format!("Authorization: Bearer {token}");
+    http_call(addr, method, path, &[&auth], "", limit)
+}
+
+/// `method path` on `addr` with the extra header lines and the body, over a fresh HTTP/1.1
+/// connection that closes after the answer: the status and the body, or the I/O error
+/// (each read and write may take `limit`).
+pub fn http_call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+    limit: Duration,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(limit))?;
     stream.set_write_timeout(Some(limit))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
