@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::routes::{admin, agentxml, api, health, landing, login, selfservice, ssd, tokenindex};
+use crate::routes::{
+    admin, agentxml, api, health, landing, login, selfservice, sites, ssd, tokenindex,
+};
 use crate::state::AppState;
 
 /// Largest request body accepted (larger ones get `413 Payload Too Large`).
@@ -50,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/reprovision", post(admin::reprovision))
         .route("/admin/unlock", post(admin::unlock))
         .route("/admin/policy", get(admin::policy).post(admin::save_policy))
+        .route("/admin/sites", get(sites::sites).post(sites::save))
         .route("/admin/log", get(admin::log))
         .route(
             "/api/v1/users/{username}",

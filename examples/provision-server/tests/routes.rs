@@ -1217,6 +1217,85 @@ async fn json_api_sets_sites_with_every_ssd_flag() {
     assert!(r.body.contains("h.example"), "{}", r.body);
 }
 
+/// The console's site form for site EDGE: proxy context, usingSSL, local and oath on.
+fn site_form(csrf: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("csrf", csrf),
+        ("site", "EDGE"),
+        ("hostname", "auth.example.com"),
+        ("port", "8443"),
+        ("context", "proxy"),
+        ("using_ssl", "on"),
+        ("local", "on"),
+        ("oath", "on"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_sites_page_sets_every_ssd_flag() {
+    let f = fixture().await;
+    assert_eq!(
+        get(&f.app, "/admin/sites", None).await.status,
+        StatusCode::SEE_OTHER,
+        "the page needs a login"
+    );
+    let (cookie, csrf) = console_login(&f.app).await;
+    let page = get(&f.app, "/admin/sites", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("DEMO") && page.body.contains("id=\"save-site\""));
+    // Without the session's CSRF token nothing is saved.
+    let r = post_form(&f.app, "/admin/sites", &site_form("forged"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = get(&f.app, "/ssdserver/getServerDetails?id=EDGE", None).await;
+    assert!(r.body.contains("Unknown Server ID"), "{}", r.body);
+
+    let r = post_form(&f.app, "/admin/sites", &site_form(&csrf), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body
+            .contains("Site EDGE saved: https://auth.example.com:8443/proxy"),
+        "{}",
+        r.body
+    );
+    let r = get(&f.app, "/ssdserver/getServerDetails?id=EDGE", None).await;
+    for part in [
+        "<connectionType>proxy</connectionType>",
+        "<usingSSL>YES</usingSSL>",
+        "<pushSupport>NO</pushSupport>",
+        "<local>YES</local>",
+        "<pin>NO</pin>",
+        "<oath>YES</oath>",
+    ] {
+        assert!(r.body.contains(part), "{part} in {}", r.body);
+    }
+    // Bad inputs: a clear message each, nothing changed.
+    for (field, value, says) in [
+        ("port", "70000", "Invalid port"),
+        ("port", "0", "Invalid port"),
+        ("context", "admin", "context"),
+        ("hostname", " ", "hostname"),
+        ("site", "<x>", "Site ID"),
+    ] {
+        let mut bad = site_form(&csrf);
+        for kv in bad.iter_mut() {
+            if kv.0 == field {
+                kv.1 = value;
+            }
+        }
+        let r = post_form(&f.app, "/admin/sites", &bad, Some(&cookie)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{field}={value}: {}",
+            r.body
+        );
+        assert!(r.body.contains(says), "{field}={value}: {}", r.body);
+        assert!(!r.body.contains("<x>"), "escaped");
+    }
+    let r = get(&f.app, "/ssdserver/getServerDetails?id=EDGE", None).await;
+    assert!(r.body.contains("<port>8443</port>"), "{}", r.body);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn large_bodies_are_refused_everywhere() {
     let f = fixture().await;

@@ -1,6 +1,6 @@
 //! The administration console under `/admin/`: login with the console password, User
-//! Management (status and Reprovision), Policy / Self-Reset, and Log (the shared event log
-//! of every instance). Server-rendered; every form that changes something carries the
+//! Management (status and Reprovision), Policy / Self-Reset, Sites ([`super::sites`]), and
+//! Log (the shared event log of every instance). Server-rendered; every form that changes something carries the
 //! session's CSRF token.
 
 use std::collections::HashMap;
@@ -20,16 +20,16 @@ use crate::routes::show_time;
 use crate::session::{self, Session};
 use crate::state::AppState;
 
-fn nav(session: &Session) -> String {
+pub(crate) fn nav(session: &Session) -> String {
     format!(
         "<nav><a href=\"/admin/users\">User Management</a><a href=\"/admin/policy\">Policy / Self-Reset</a>\
-<a href=\"/admin/log\">Log</a><form method=\"post\" action=\"/admin/logout\" style=\"display:inline\">{}\
+<a href=\"/admin/sites\">Sites</a><a href=\"/admin/log\">Log</a><form method=\"post\" action=\"/admin/logout\" style=\"display:inline\">{}\
 <button type=\"submit\" id=\"logout\">Log out</button></form></nav>",
         csrf_field(&session.csrf)
     )
 }
 
-fn console_page(session: &Session, title: &str, body: &str) -> String {
+pub(crate) fn console_page(session: &Session, title: &str, body: &str) -> String {
     html::page(title, &format!("{}\n{body}", nav(session)))
 }
 
@@ -64,7 +64,7 @@ impl IntoResponse for Denied {
 }
 
 /// The logged-in session, or a redirect to the login page.
-async fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Denied> {
+pub(crate) async fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Denied> {
     match state.sessions().from_headers(headers).await {
         Ok(Some(s)) if s.authenticated => Ok(s),
         Ok(_) => Err(Denied::NotLoggedIn),
@@ -76,7 +76,7 @@ async fn logged_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Den
 }
 
 /// A logged-in session whose form carried its CSRF token.
-async fn logged_in_post(
+pub(crate) async fn logged_in_post(
     state: &AppState,
     headers: &HeaderMap,
     csrf: Option<&str>,

@@ -7,6 +7,7 @@ pub mod health;
 pub mod landing;
 pub mod login;
 pub mod selfservice;
+pub mod sites;
 pub mod ssd;
 pub mod tokenindex;
 
