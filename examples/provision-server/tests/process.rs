@@ -7,55 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use common::{ServerProcess, latest_code};
-
-fn mobile_client_binary() -> Option<PathBuf> {
-    let server = PathBuf::from(common::SERVER);
-    let candidate = server.with_file_name(format!("mobile-client{}", std::env::consts::EXE_SUFFIX));
-    candidate.exists().then_some(candidate)
-}
-
-/// Runs mobile-client; returns (success, stdout, stderr).
-fn mobile(state: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let mut full = vec!["--state".to_owned(), state.display().to_string()];
-    full.extend(args.iter().map(|s| (*s).to_owned()));
-    match mobile_client_binary() {
-        Some(bin) => {
-            let out = Command::new(bin)
-                .args(&full)
-                .output()
-                .expect("run mobile-client");
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        }
-        None => {
-            eprintln!(
-                "NOTE: target/debug/mobile-client is not built; running mobile_client::run in-process (`cargo test --workspace` or `cargo build -p mobile-client` builds it)"
-            );
-            use clap::Parser;
-            let mut argv = vec!["mobile-client".to_owned()];
-            argv.extend(full);
-            let cli = mobile_client::Cli::parse_from(argv);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let mut out = Vec::new();
-            let result = rt.block_on(mobile_client::run(cli, &mut out));
-            let stdout = String::from_utf8(out).unwrap();
-            match result {
-                Ok(()) => (true, stdout, String::new()),
-                Err(e) => (false, stdout, e.to_string()),
-            }
-        }
-    }
-}
+use common::{ServerProcess, latest_code, mobile};
 
 fn login(server: &str, user: &str, otc: &str) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,7 +20,7 @@ use swivel_provision::{
 };
 use tower::ServiceExt;
 
-use common::{ServerProcess, latest_code, pki::TestPki};
+use common::{ServerProcess, latest_code, mobile, pki::TestPki};
 
 struct Fixture {
     state: AppState,
@@ -243,38 +242,6 @@ async fn ssd_flags_are_yes_and_no() {
 // ---------------------------------------------------------------------------------------
 // With the real binaries
 // ---------------------------------------------------------------------------------------
-
-/// Runs mobile-client (the binary when built, else in-process); returns (success, stdout,
-/// stderr).
-fn mobile(state: &Path, args: &[&str]) -> (bool, String, String) {
-    let mut full = vec!["--state".to_owned(), state.display().to_string()];
-    full.extend(args.iter().map(|s| (*s).to_owned()));
-    let bin = std::path::PathBuf::from(common::SERVER)
-        .with_file_name(format!("mobile-client{}", std::env::consts::EXE_SUFFIX));
-    if bin.exists() {
-        let out = Command::new(bin).args(&full).output().unwrap();
-        return (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        );
-    }
-    use clap::Parser;
-    let mut argv = vec!["mobile-client".to_owned()];
-    argv.extend(full);
-    let cli = mobile_client::Cli::parse_from(argv);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut out = Vec::new();
-    let result = rt.block_on(mobile_client::run(cli, &mut out));
-    let stdout = String::from_utf8(out).unwrap();
-    match result {
-        Ok(()) => (true, stdout, String::new()),
-        Err(e) => (false, stdout, e.to_string()),
-    }
-}
 
 /// Posts a one-time code to `/login` over TLS, trusting only the test CA.
 fn login(server: &str, ca: &Path, user: &str, otc: &str) -> String {

@@ -273,3 +273,42 @@ pub fn http_call(
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// Runs `mobile-client --state STATE ARGS...`: the built binary next to `provision-server`
+/// when there is one (`cargo test --workspace` builds it), else `mobile_client::run`
+/// in-process (and says so). Returns (success, stdout, stderr or the error).
+pub fn mobile(state: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut full = vec!["--state".to_owned(), state.display().to_string()];
+    full.extend(args.iter().map(|s| (*s).to_owned()));
+    let bin = PathBuf::from(SERVER)
+        .with_file_name(format!("mobile-client{}", std::env::consts::EXE_SUFFIX));
+    if bin.exists() {
+        let out = Command::new(bin)
+            .args(&full)
+            .output()
+            .expect("run mobile-client");
+        return (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+    }
+    eprintln!(
+        "NOTE: target/debug/mobile-client is not built; running mobile_client::run in-process (`cargo test --workspace` or `cargo build -p mobile-client` builds it)"
+    );
+    use clap::Parser;
+    let mut argv = vec!["mobile-client".to_owned()];
+    argv.extend(full);
+    let cli = mobile_client::Cli::parse_from(argv);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    let result = rt.block_on(mobile_client::run(cli, &mut out));
+    let stdout = String::from_utf8(out).unwrap();
+    match result {
+        Ok(()) => (true, stdout, String::new()),
+        Err(e) => (false, stdout, e.to_string()),
+    }
+}
