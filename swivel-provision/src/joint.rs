@@ -15,6 +15,7 @@
 //! with a separate directory it makes the same calls one after the other
 //! ([`update_with_user_via`]). The step still holds every rule; the store holds none.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -80,7 +81,7 @@ pub async fn update_with_user_via(
             None => None,
         };
         let by_device = matches!(key, RecordKey::Device(_));
-        let moved = Arc::new(Mutex::new(false));
+        let moved = Arc::new(AtomicBool::new(false));
         let (inner, seen) = (Arc::clone(&step), Arc::clone(&moved));
         let updated = store
             .update(
@@ -89,7 +90,7 @@ pub async fn update_with_user_via(
                     if by_device && current.map(|c| &c.username) != owner.as_ref() {
                         // The record under this Id appeared, went or changed hands since
                         // the lookup: look again.
-                        *seen.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                        seen.store(true, Ordering::Relaxed);
                         return None;
                     }
                     let mut step = inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -97,7 +98,7 @@ pub async fn update_with_user_via(
                 }),
             )
             .await?;
-        if !*moved.lock().unwrap_or_else(|e| e.into_inner()) {
+        if !moved.load(Ordering::Relaxed) {
             return Ok(updated);
         }
     }

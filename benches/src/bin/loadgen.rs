@@ -127,9 +127,9 @@ enum Work {
     Prepared(Mutex<Vec<(Username, ProvisionCode)>>),
     /// Whole enrolments: client `i` cycles over users `i`, `i + concurrency`, ...
     FullCycle {
-        api: ApiClient,
-        outbox: OutboxReader,
-        users: Vec<Username>,
+        api: Arc<ApiClient>,
+        outbox: Arc<OutboxReader>,
+        users: Arc<Vec<Username>>,
     },
 }
 
@@ -236,16 +236,11 @@ async fn run(mut args: Args) -> Result<(), BenchError> {
             started.elapsed()
         );
         if args.full_cycle {
-            let (Ok(api), Ok(outbox), Ok(users)) = (
-                Arc::try_unwrap(api),
-                Arc::try_unwrap(outbox),
-                Arc::try_unwrap(names),
-            ) else {
-                return Err(BenchError::Invalid(
-                    "preparation tasks still running".into(),
-                ));
-            };
-            Work::FullCycle { api, outbox, users }
+            Work::FullCycle {
+                api,
+                outbox,
+                users: names,
+            }
         } else {
             Work::Prepared(Mutex::new(prepared))
         }

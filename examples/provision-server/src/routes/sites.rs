@@ -88,17 +88,15 @@ pub async fn sites(
 /// The settings a posted form describes: a checkbox is on when it is sent.
 fn settings_of(form: &HashMap<String, String>) -> Result<ServerSettings, AppError> {
     let field = |k: &str| form.get(k).map(|v| v.trim()).unwrap_or_default();
-    let port = field("port").parse::<u16>().map_err(|_| {
-        AppError::BadRequest(format!(
-            "Invalid port: must be a number from 1 to 65535, got \"{}\"",
-            field("port")
-        ))
-    })?;
-    if port == 0 {
-        return Err(AppError::BadRequest(
-            "Invalid port: must be a number from 1 to 65535, got \"0\"".into(),
-        ));
-    }
+    let port = field("port")
+        .parse::<std::num::NonZeroU16>()
+        .map_err(|_| {
+            AppError::BadRequest(format!(
+                "Invalid port: must be a number from 1 to 65535, got \"{}\"",
+                field("port")
+            ))
+        })?
+        .get();
     let on = |k: &str| form.contains_key(k);
     Ok(ServerSettings {
         hostname: field("hostname").to_owned(),
