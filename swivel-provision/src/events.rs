@@ -48,6 +48,27 @@ pub enum ProvisionEvent {
         /// The transport's error (no secret).
         error: String,
     },
+    /// A queued message was dropped unsent: its code expired before it could be delivered.
+    MessageExpired {
+        /// The user.
+        username: Username,
+        /// The destination.
+        destination: Destination,
+    },
+    /// A queued message was dropped unsent: its code was replaced, redeemed or revoked
+    /// meanwhile.
+    MessageCancelled {
+        /// The user.
+        username: Username,
+        /// The destination.
+        destination: Destination,
+    },
+    /// A queued message was dropped: it does not open with this server's key (sealed under
+    /// another key, or altered), so its code would not redeem either.
+    MessageUnreadable {
+        /// The user.
+        username: Username,
+    },
     /// `User "{u}" can now reprovision their mobile device.`
     CanReprovision {
         /// The user.
@@ -224,6 +245,29 @@ impl ProvisionEvent {
                 val(escaped, &destination.address),
                 error
             ),
+            MessageExpired {
+                username,
+                destination,
+            } => write!(
+                f,
+                "Message to user: {}, destination: {} not sent: the provision code expired first.",
+                val(escaped, username.as_str()),
+                val(escaped, &destination.address)
+            ),
+            MessageCancelled {
+                username,
+                destination,
+            } => write!(
+                f,
+                "Message to user: {}, destination: {} not sent: the provision code was replaced, used or revoked.",
+                val(escaped, username.as_str()),
+                val(escaped, &destination.address)
+            ),
+            MessageUnreadable { username } => write!(
+                f,
+                "Message to user: {} dropped: it does not open with this server key.",
+                val(escaped, username.as_str())
+            ),
             CanReprovision { username } => {
                 write!(
                     f,
@@ -328,6 +372,8 @@ impl ProvisionEvent {
             self,
             DeliveryRetry { .. }
                 | DeliveryFailed { .. }
+                | MessageExpired { .. }
+                | MessageUnreadable { .. }
                 | ProvisionFailed { .. }
                 | CodeBurned { .. }
                 | UnknownMobileUser
@@ -350,6 +396,9 @@ impl ProvisionEvent {
             MessageSent { .. } => "message_sent",
             DeliveryRetry { .. } => "delivery_retry",
             DeliveryFailed { .. } => "delivery_failed",
+            MessageExpired { .. } => "message_expired",
+            MessageCancelled { .. } => "message_cancelled",
+            MessageUnreadable { .. } => "message_unreadable",
             CanReprovision { .. } => "can_reprovision",
             Provisioned { .. } => "provisioned",
             ProvisionFailed { .. } => "provision_failed",
@@ -375,6 +424,9 @@ impl ProvisionEvent {
             | MessageSent { username, .. }
             | DeliveryRetry { username, .. }
             | DeliveryFailed { username, .. }
+            | MessageExpired { username, .. }
+            | MessageCancelled { username, .. }
+            | MessageUnreadable { username }
             | CanReprovision { username }
             | Provisioned { username, .. }
             | ProvisionFailed { username }

@@ -41,6 +41,7 @@ pub mod policy;
 mod provisioner;
 #[cfg(feature = "qr")]
 pub mod qr;
+pub mod queue;
 pub mod record;
 pub mod settings;
 pub mod site;
@@ -53,17 +54,23 @@ pub mod types;
 pub mod users;
 
 mod delivery;
+#[cfg(feature = "tokio")]
+mod durable;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use clock::{Clock, SystemClock};
 pub use code::{CodeHash, IdHash, ProvisionCode, ProvisionId, ServerKey};
 pub use delivery::QueueConfig;
+#[cfg(feature = "tokio")]
+pub use durable::DurableConfig;
 pub use error::{BoxError, Error, PolicyError, Result, StoreError, TransportError};
 pub use event_log::{EventQuery, EventStore, MAX_EVENT_LIMIT, StoredEvent};
 pub use events::{EventSink, ProvisionEvent, TracingSink};
 pub use joint::{UserRecordStore, UserUpdateStep};
-pub use memory::{MemoryEvents, MemorySettings, MemorySites, MemoryStore, MemoryUsers};
+pub use memory::{
+    MemoryEvents, MemoryJobStore, MemorySettings, MemorySites, MemoryStore, MemoryUsers,
+};
 pub use policy::{
     CodeAlphabet, CodeFormat, DeliveryMode, DeviceErrors, LinkTemplates, MobilePolicy, Policy,
 };
@@ -71,6 +78,7 @@ pub use provisioner::{
     Delivery, DeviceStatus, DownloadedStrings, PendingStatus, ProvisionStatus, Provisioner,
     ProvisionerBuilder, RequestReceipt,
 };
+pub use queue::{JobId, JobStep, JobStore, QueueDepth, QueuedJob};
 pub use record::{Device, Origin, PendingCode, ProvisionRecord};
 pub use settings::SettingsStore;
 pub use site::{CONTEXTS, ServerSettings, SiteAdmin, SiteDirectory};

@@ -18,6 +18,9 @@ use crate::store::{CodeStore, RecordKey, UpdateStep, Updated, check_owner};
 use crate::types::{SiteId, Username};
 use crate::users::{UserAdmin, UserEntry, UserRepository};
 
+mod jobs;
+pub use jobs::MemoryJobStore;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves consistent data (every change is one insert).
     m.lock().unwrap_or_else(|e| e.into_inner())

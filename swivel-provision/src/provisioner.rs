@@ -15,10 +15,14 @@ use crate::code::{CodeHash, ProvisionCode, ProvisionId, ServerKey, with_thread_r
 use crate::delivery::Job;
 #[cfg(feature = "tokio")]
 use crate::delivery::{Queue, QueueConfig};
+#[cfg(feature = "tokio")]
+use crate::durable::{DurableConfig, DurableQueue};
 use crate::error::{Error, PolicyError, Result};
 use crate::events::{EventSink, ProvisionEvent, TracingSink};
 use crate::joint::{UserRecordStore, UserUpdateStep, update_with_user_via};
 use crate::policy::{DeliveryMode, DeviceErrors, MobilePolicy, Policy};
+#[cfg(feature = "tokio")]
+use crate::queue::{JobStep, JobStore};
 use crate::record::{Origin, ProvisionRecord};
 use crate::site::{ServerSettings, SiteDirectory};
 use crate::state::{self, Purge, Redeem};
@@ -45,6 +49,13 @@ pub enum Delivery {
     /// revokes the code and is reported as an event.
     #[cfg(feature = "tokio")]
     Queued(QueueConfig),
+    /// Through the durable queue in the store (feature `tokio`; needs
+    /// [`ProvisionerBuilder::job_store`]): `request_provision` writes the code and its
+    /// sealed message in one transaction and returns; workers of every instance sharing
+    /// the store deliver it at least once, retrying transient errors with backoff, and the
+    /// message survives a restart. See [`JobStore`](crate::JobStore).
+    #[cfg(feature = "tokio")]
+    Durable(DurableConfig),
 }
 
 /// What [`Provisioner::request_provision`] did.
@@ -122,6 +133,9 @@ struct Inner {
     strings: Arc<dyn StringGenerator>,
     #[cfg(feature = "tokio")]
     queue: Option<Queue>,
+    /// The durable queue's store and worker ([`Delivery::Durable`]).
+    #[cfg(feature = "tokio")]
+    durable: Option<(Arc<dyn JobStore>, DurableQueue)>,
 }
 
 /// Provisions mobile devices: one per user, with single-use codes sent over the user's own
@@ -206,6 +220,8 @@ pub struct ProvisionerBuilder {
     events: Arc<dyn EventSink>,
     strings: Arc<dyn StringGenerator>,
     delivery: Delivery,
+    #[cfg(feature = "tokio")]
+    jobs: Option<Arc<dyn JobStore>>,
 }
 
 impl ProvisionerBuilder {
@@ -213,6 +229,10 @@ impl ProvisionerBuilder {
     pub fn store(mut self, store: Arc<dyn CodeStore>) -> Self {
         self.store = Some(store);
         self.joint = None;
+        #[cfg(feature = "tokio")]
+        {
+            self.jobs = None;
+        }
         self
     }
 
@@ -221,6 +241,10 @@ impl ProvisionerBuilder {
     pub fn users(mut self, users: Arc<dyn UserRepository>) -> Self {
         self.users = Some(users);
         self.joint = None;
+        #[cfg(feature = "tokio")]
+        {
+            self.jobs = None;
+        }
         self
     }
 
@@ -231,6 +255,22 @@ impl ProvisionerBuilder {
         self.store = Some(store.clone());
         self.users = Some(store.clone());
         self.joint = Some(store);
+        #[cfg(feature = "tokio")]
+        {
+            self.jobs = None;
+        }
+        self
+    }
+
+    /// One store that is the code store, the user directory and the durable delivery
+    /// queue (as [`store_with_users`](Self::store_with_users), and what
+    /// [`Delivery::Durable`] delivers from).
+    #[cfg(feature = "tokio")]
+    pub fn job_store(mut self, store: Arc<dyn JobStore>) -> Self {
+        self.store = Some(store.clone());
+        self.users = Some(store.clone());
+        self.joint = Some(store.clone());
+        self.jobs = Some(store);
         self
     }
 
@@ -292,8 +332,28 @@ impl ProvisionerBuilder {
         let users = self.users.ok_or(Error::Missing("user repository"))?;
         let key = self.key.ok_or(Error::Missing("server key"))?;
         #[cfg(feature = "tokio")]
+        let mut durable = None;
+        #[cfg(feature = "tokio")]
         let queue = match self.delivery {
             Delivery::Direct => None,
+            Delivery::Durable(config) => {
+                let runtime = tokio::runtime::Handle::try_current()
+                    .map_err(|_| Error::Missing("tokio runtime for the delivery queue"))?;
+                let jobs = self
+                    .jobs
+                    .ok_or(Error::Missing("job store for durable delivery"))?;
+                let worker = DurableQueue::start(
+                    jobs.clone(),
+                    self.transports.clone(),
+                    &key,
+                    self.clock.clone(),
+                    self.events.clone(),
+                    config,
+                    &runtime,
+                );
+                durable = Some((jobs, worker));
+                None
+            }
             Delivery::Queued(config) => {
                 let runtime = tokio::runtime::Handle::try_current()
                     .map_err(|_| Error::Missing("tokio runtime for the delivery queue"))?;
@@ -327,6 +387,8 @@ impl ProvisionerBuilder {
                 strings: self.strings,
                 #[cfg(feature = "tokio")]
                 queue,
+                #[cfg(feature = "tokio")]
+                durable,
             }),
         })
     }
@@ -345,8 +407,8 @@ impl<T> Answer<T> {
         Self(Arc::clone(&self.0))
     }
 
-    /// Keeps the step's value (or error) and returns the record to store (none on error).
-    fn keep(&self, out: Result<(Option<ProvisionRecord>, T)>) -> Option<ProvisionRecord> {
+    /// Keeps the step's value (or error) and returns what to store (nothing on error).
+    fn keep<N>(&self, out: Result<(Option<N>, T)>) -> Option<N> {
         let (next, out) = match out {
             Ok((next, value)) => (next, Ok(value)),
             Err(e) => (None, Err(e)),
@@ -412,7 +474,7 @@ async fn update_with_user<T: Send + 'static>(
     answer.take(updated)
 }
 
-async fn cancel_pending(
+pub(crate) async fn cancel_pending(
     store: &dyn CodeStore,
     username: &Username,
     code_hash: &CodeHash,
@@ -493,6 +555,8 @@ impl Provisioner {
             delivery: Delivery::Queued(QueueConfig::default()),
             #[cfg(not(feature = "tokio"))]
             delivery: Delivery::Direct,
+            #[cfg(feature = "tokio")]
+            jobs: None,
         }
     }
 
@@ -556,7 +620,6 @@ impl Provisioner {
     }
 
     fn message(
-        &self,
         policy: &Policy,
         username: &Username,
         destination: Destination,
@@ -600,7 +663,82 @@ impl Provisioner {
             links,
             qr: std::sync::OnceLock::new(),
             render_qr: cfg!(feature = "qr"),
+            job_id: None,
         }
+    }
+
+    /// Reports a self-service request the rules refused (rate limit, an administrator's code
+    /// pending) as an event; passes every outcome on.
+    fn refusal_reported<T>(
+        &self,
+        out: Result<T>,
+        username: &Username,
+        origin: Origin,
+    ) -> Result<T> {
+        if origin == Origin::SelfService {
+            let reason = match &out {
+                Err(Error::AdminCodePending) => Some("a code from an administrator is pending"),
+                Err(Error::RateLimited { .. }) => Some("rate limit"),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                self.emit(ProvisionEvent::SelfServiceRefused {
+                    username: username.clone(),
+                    reason,
+                });
+            }
+        }
+        out
+    }
+
+    /// The request's transition with [`Delivery::Durable`]: the new record and its sealed
+    /// message written in one [`JobStore::update_with_job`] call. Returns when the code
+    /// expires and where its message goes.
+    #[cfg(feature = "tokio")]
+    #[allow(clippy::too_many_arguments)]
+    async fn request_durably(
+        &self,
+        jobs: &dyn JobStore,
+        username: &Username,
+        origin: Origin,
+        policy: &Policy,
+        code: ProvisionCode,
+        code_hash: CodeHash,
+        now: OffsetDateTime,
+    ) -> Result<(OffsetDateTime, Destination)> {
+        let (user_key, step_policy, inner) =
+            (username.clone(), policy.clone(), Arc::clone(&self.inner));
+        let answer = Answer::new();
+        let slot = answer.share();
+        let step: JobStep = Box::new(move |user, cur| {
+            slot.keep((|| {
+                let Some(user) = user else {
+                    return Err(Error::UnknownUser {
+                        username: user_key.to_string(),
+                    });
+                };
+                let Some((destination, _)) = Self::route(&inner.transports, user, &step_policy)
+                else {
+                    return Err(Error::NoSuitableTransport {
+                        username: user_key.to_string(),
+                    });
+                };
+                let next = state::request(cur, &user_key, code_hash, origin, now, &step_policy)?;
+                let expires_at = next.pending_expires_at().unwrap_or(now);
+                let message = Self::message(
+                    &step_policy,
+                    &user_key,
+                    destination.clone(),
+                    &code,
+                    expires_at,
+                );
+                let (_, worker) = inner.durable.as_ref().expect("durable delivery");
+                let job = worker.sealer().seal(&message, code_hash, now);
+                Ok((Some((next, job)), (expires_at, destination)))
+            })())
+        });
+        let updated = jobs.update_with_job(username.into(), step).await?;
+        answer.take(updated)
     }
 
     /// Creates a provision code for the user and sends it to the user's own transport.
@@ -635,6 +773,42 @@ impl Provisioner {
         let code = with_thread_rng(|rng| ProvisionCode::generate(&policy.code, rng));
         let code_hash = self.inner.key.code_hash(username.as_str(), &code);
         let now = self.now();
+        #[cfg(feature = "tokio")]
+        if let Some((jobs, worker)) = &self.inner.durable {
+            let stored = self
+                .request_durably(
+                    jobs.as_ref(),
+                    username,
+                    origin,
+                    &policy,
+                    code,
+                    code_hash,
+                    now,
+                )
+                .await;
+            let (expires_at, destination) = self.refusal_reported(stored, username, origin)?;
+            worker.wake();
+            for event in [
+                ProvisionEvent::CodeCreated {
+                    username: username.clone(),
+                },
+                ProvisionEvent::MessageQueued {
+                    username: username.clone(),
+                    destination: destination.clone(),
+                },
+                ProvisionEvent::CanReprovision {
+                    username: username.clone(),
+                },
+            ] {
+                self.emit(event);
+            }
+            return Ok(RequestReceipt {
+                username: username.clone(),
+                destination,
+                expires_at,
+                queued: true,
+            });
+        }
         let (user_key, step_policy, inner) =
             (username.clone(), policy.clone(), Arc::clone(&self.inner));
         // The user's entry (does the user exist, where does the code go) and the record, in
@@ -654,28 +828,12 @@ impl Provisioner {
             Ok((Some(next.clone()), (next, route)))
         })
         .await;
-        let record = match record {
-            Err(e @ (Error::RateLimited { .. } | Error::AdminCodePending))
-                if origin == Origin::SelfService =>
-            {
-                let reason = match e {
-                    Error::AdminCodePending => "a code from an administrator is pending",
-                    _ => "rate limit",
-                };
-                self.emit(ProvisionEvent::SelfServiceRefused {
-                    username: username.clone(),
-                    reason,
-                });
-                return Err(e);
-            }
-            other => other?,
-        };
-        let (record, (destination, transport)) = record;
+        let (record, (destination, transport)) = self.refusal_reported(record, username, origin)?;
         let expires_at = record.pending_expires_at().unwrap_or(now);
         self.emit(ProvisionEvent::CodeCreated {
             username: username.clone(),
         });
-        let message = self.message(&policy, username, destination.clone(), &code, expires_at);
+        let message = Self::message(&policy, username, destination.clone(), &code, expires_at);
         drop(code);
         let job = Job {
             message,
@@ -740,6 +898,31 @@ impl Provisioner {
         if let Some(queue) = &self.inner.queue {
             queue.idle().await;
         }
+        #[cfg(feature = "tokio")]
+        if let Some((_, worker)) = &self.inner.durable {
+            worker.idle().await;
+        }
+    }
+
+    /// Stops delivering, for a graceful shutdown: with the in-process queue, waits until it
+    /// has delivered what it holds; with [`Delivery::Durable`], stops claiming jobs, waits
+    /// for the deliveries under way and gives the jobs it still holds back to the store
+    /// (another instance, or this one after a restart, delivers them). Bound the wait with a
+    /// deadline. Returns the jobs given back.
+    ///
+    /// # Errors
+    /// Store errors while giving jobs back (they are then claimed again once their lease
+    /// ran out).
+    pub async fn stop_deliveries(&self) -> Result<usize> {
+        #[cfg(feature = "tokio")]
+        if let Some(queue) = &self.inner.queue {
+            queue.idle().await;
+        }
+        #[cfg(feature = "tokio")]
+        if let Some((_, worker)) = &self.inner.durable {
+            return Ok(worker.stop().await?);
+        }
+        Ok(0)
     }
 
     /// Whether messages can be delivered: `true` with direct delivery, and with queued
@@ -751,6 +934,10 @@ impl Provisioner {
         #[cfg(feature = "tokio")]
         if let Some(queue) = &self.inner.queue {
             return queue.is_running();
+        }
+        #[cfg(feature = "tokio")]
+        if let Some((_, worker)) = &self.inner.durable {
+            return worker.is_running();
         }
         true
     }

@@ -113,6 +113,9 @@ pub struct ProvisionMessage {
     /// Whether [`ProvisionMessage::qr`] renders the best link (messages the core makes, with
     /// feature `qr`) or only shows an image given with [`ProvisionMessage::with_qr`].
     pub(crate) render_qr: bool,
+    /// The durable queue's job that carries this message (`None`: not from a
+    /// [`JobStore`](crate::JobStore)).
+    pub(crate) job_id: Option<crate::queue::JobId>,
 }
 
 impl ProvisionMessage {
@@ -137,7 +140,22 @@ impl ProvisionMessage {
             links,
             qr: std::sync::OnceLock::new(),
             render_qr: false,
+            job_id: None,
         }
+    }
+
+    /// Marks the message as carried by a durable queue job (for transports' own tests).
+    pub fn with_job_id(mut self, id: crate::queue::JobId) -> Self {
+        self.job_id = Some(id);
+        self
+    }
+
+    /// The Id of the durable queue job that carries this message, if any. The same message
+    /// may be delivered more than once (the queue delivers at least once): transports put
+    /// this Id where a receiver can see it (an SMTP `Message-ID`, an SMS reference) so
+    /// that a duplicate can be recognised. Not secret.
+    pub fn job_id(&self) -> Option<&crate::queue::JobId> {
+        self.job_id.as_ref()
     }
 
     /// Builds links for [`ProvisionMessage::new`] (for transports' own tests).
@@ -239,6 +257,7 @@ impl fmt::Debug for ProvisionMessage {
             .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
             .field("links", &self.links)
             .field("qr", &self.qr.get().and_then(Option::as_ref))
+            .field("job_id", &self.job_id)
             .finish()
     }
 }

@@ -63,3 +63,12 @@ async fn memory_event_log_passes_the_event_checks() {
     ))
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_job_store_passes_the_queue_suite() {
+    let store = Arc::new(swivel_provision::MemoryJobStore::new(Arc::new(
+        swivel_provision::MemoryUsers::new(),
+    )));
+    swivel_provision::testing::conformance::run_with_users(store.clone()).await;
+    swivel_provision::testing::conformance::queue_run(store).await;
+}

@@ -4,7 +4,8 @@
 //! and exactly-once redeem under concurrency through the real [`Provisioner`]; for a
 //! store that is also the user directory, [`run_with_users`] adds the checks of
 //! [`UserRecordStore::update_with_user`]. [`events_run`] checks an
-//! [`EventStore`](crate::EventStore).
+//! [`EventStore`](crate::EventStore); [`queue_run`] a [`JobStore`](crate::JobStore) (on a
+//! queue nothing else uses meanwhile).
 //!
 //! Run it from a store's tests inside a multi-thread tokio runtime:
 //!
@@ -35,6 +36,13 @@ use crate::testing::{ManualClock, RecordingTransport};
 use crate::types::{Channel, Destination, DeviceInfo, Username};
 use crate::users::{UserAdmin, UserEntry};
 
+mod queue;
+pub use queue::{
+    CLAIMED_JOBS, queue_claim_leases_until_it_runs_out,
+    queue_concurrent_claims_hand_each_job_out_once, queue_depth_counts_and_finish_deletes,
+    queue_new_job_replaces_the_users_old_one, queue_retry_and_release_need_the_holder, queue_run,
+    queue_update_writes_record_and_job_together,
+};
 mod events;
 pub use events::{
     events_append_and_list_newest_first, events_concurrent_appends_get_distinct_ids,
