@@ -8,7 +8,7 @@ use deadpool_postgres::Object;
 use crate::error::PostgresError;
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Advisory lock key held while migrating ("swivelpg" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_6976_656c_7067;
@@ -54,6 +54,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
          );
          CREATE INDEX events_username_id ON events (username, id);
          CREATE INDEX events_at ON events (at);",
+    ),
+    (
+        3,
+        // The durable delivery queue (swivel_provision::JobStore): one row per queued
+        // message, the message itself sealed (nonce + XChaCha20-Poly1305 ciphertext).
+        // `due_at` is the next attempt or, while `lease_owner` holds it, the lease's end.
+        "CREATE TABLE delivery_jobs (
+             id          TEXT PRIMARY KEY,
+             username    TEXT NOT NULL,
+             channel     TEXT NOT NULL,
+             created_at  TIMESTAMPTZ NOT NULL,
+             due_at      TIMESTAMPTZ NOT NULL,
+             expires_at  TIMESTAMPTZ NOT NULL,
+             attempts    INTEGER NOT NULL CHECK (attempts >= 0),
+             lease_owner TEXT,
+             sealed      BYTEA NOT NULL
+         );
+         CREATE INDEX delivery_jobs_username ON delivery_jobs (username);
+         CREATE INDEX delivery_jobs_due_at ON delivery_jobs (due_at, id);",
     ),
 ];
 
