@@ -16,18 +16,23 @@
 //! user key a third pipelined statement (the `users` row), for a device key the same
 //! `SELECT … FOR UPDATE OF records` joined to the owner's `users` row. A transition is then
 //! two round trips, as an update alone.
+//!
+//! [`JobStore::update_with_job`](swivel_provision::JobStore::update_with_job) is the same
+//! transaction; its write is one statement that also queues the job (see `jobs.rs`).
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use swivel_provision::store::{MAX_UPDATE_ATTEMPTS, check_owner};
 use swivel_provision::{
-    CodeStore, IdHash, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated, UserEntry,
-    UserRecordStore, UserUpdateStep, Username,
+    CodeStore, IdHash, JobStep, ProvisionRecord, QueuedJob, RecordKey, StoreError, UpdateStep,
+    Updated, UserEntry, UserRecordStore, UserUpdateStep, Username,
 };
 use time::OffsetDateTime;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use crate::error::PostgresError;
+use crate::jobs::{INSERT_WITH_JOB, JOBS_PRIMARY_KEY, JobColumns, UPDATE_WITH_JOB};
 use crate::store::PostgresStore;
 
 const LOAD: &str = "SELECT body::text FROM records WHERE username = $1";
@@ -63,7 +68,7 @@ fn decode(body: &str) -> Result<ProvisionRecord, PostgresError> {
     ProvisionRecord::from_json(body.as_bytes()).map_err(|e| PostgresError::corrupt("record", &e))
 }
 
-fn decode_username(name: &str) -> Result<Username, PostgresError> {
+pub(crate) fn decode_username(name: &str) -> Result<Username, PostgresError> {
     Username::parse(name).map_err(|_| PostgresError::Corrupt {
         what: "username",
         line: 0,
@@ -98,10 +103,12 @@ impl Drop for InTransaction {
     }
 }
 
-/// The transition of one update: on the record alone, or on the user and the record.
-enum Step<'a> {
+/// The transition of one update: on the record alone, on the user and the record, or on
+/// the user and the record with a job to queue.
+pub(crate) enum Step<'a> {
     Record(&'a mut UpdateStep),
     WithUser(&'a mut UserUpdateStep),
+    WithJob(&'a mut JobStep),
 }
 
 /// The columns of a record, as the `INSERT` and `UPDATE` statements take them.
@@ -128,12 +135,18 @@ impl Columns {
 impl PostgresStore {
     /// One attempt of [`CodeStore::update`]: `None` when an insert raced another insert of
     /// the same user (nothing changed; try again).
-    async fn update_once(
+    pub(crate) async fn update_once(
         &self,
         key: &RecordKey,
         step: Step<'_>,
     ) -> Result<Option<Updated>, StoreError> {
-        let with_user = matches!(step, Step::WithUser(_));
+        let with_user = !matches!(step, Step::Record(_));
+        let with_job = matches!(step, Step::WithJob(_));
+        let (insert, update) = if with_job {
+            (INSERT_WITH_JOB, UPDATE_WITH_JOB)
+        } else {
+            (INSERT, UPDATE)
+        };
         let (lock, value) = match key {
             RecordKey::User(username) => (LOCK_USER, username.as_str().to_owned()),
             RecordKey::Device(id_hash) if with_user => (LOCK_DEVICE_WITH_USER, id_hash.to_hex()),
@@ -146,8 +159,8 @@ impl PostgresStore {
         let client = tx.client();
         let (lock, insert, update, find_user) = tokio::try_join!(
             client.prepare_cached(lock),
-            client.prepare_cached(INSERT),
-            client.prepare_cached(UPDATE),
+            client.prepare_cached(insert),
+            client.prepare_cached(update),
             client.prepare_cached(crate::directory::FIND_USER),
         )
         .map_err(PostgresError::query)?;
@@ -180,11 +193,14 @@ impl PostgresStore {
             (None, Some(r)) if with_user && !user_by_key => crate::directory::user_at(r, 1)?,
             _ => None,
         };
-        let next = match step {
-            Step::Record(step) => step(current.as_ref()),
-            Step::WithUser(step) => step(user.as_ref(), current.as_ref()),
+        let next: Option<(ProvisionRecord, Option<QueuedJob>)> = match step {
+            Step::Record(step) => step(current.as_ref()).map(|r| (r, None)),
+            Step::WithUser(step) => step(user.as_ref(), current.as_ref()).map(|r| (r, None)),
+            Step::WithJob(step) => {
+                step(user.as_ref(), current.as_ref()).map(|(r, job)| (r, Some(job)))
+            }
         };
-        let next = match next {
+        let (next, job) = match next {
             Some(next) => next,
             None => {
                 client
@@ -195,7 +211,13 @@ impl PostgresStore {
                 return Ok(Some(Updated::Kept));
             }
         };
-        if let Err(e) = check_owner(key, current.as_ref(), &next) {
+        let checked = check_owner(key, current.as_ref(), &next).and_then(|()| match &job {
+            Some(job) if job.username != next.username => Err(StoreError::backend(
+                "an update step queued a job for another user",
+            )),
+            _ => Ok(()),
+        });
+        if let Err(e) = checked {
             client
                 .batch_execute("ROLLBACK")
                 .await
@@ -204,28 +226,34 @@ impl PostgresStore {
             return Err(e);
         }
         let c = Columns::of(&next)?;
+        let job = job.as_ref().map(JobColumns::of).transpose()?;
         let username = next.username.as_str();
+        let expected = current
+            .as_ref()
+            .map(|cur| version_to_sql(cur.version).unwrap_or(i64::MAX));
+        // INSERT: username, version, …; UPDATE: username, expected version, version, …;
+        // then the job's columns, if any.
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&username];
+        if let Some(expected) = &expected {
+            params.push(expected);
+        }
+        params.extend([
+            &c.version as &(dyn ToSql + Sync),
+            &c.body,
+            &c.device,
+            &c.expires,
+        ]);
+        if let Some(job) = &job {
+            params.extend(job.params());
+        }
+        let statement = if current.is_some() { &update } else { &insert };
         let write = async {
-            match &current {
-                None => {
-                    client
-                        .execute(
-                            &insert,
-                            &[&username, &c.version, &c.body, &c.device, &c.expires],
-                        )
-                        .await
-                }
-                Some(cur) => {
-                    let expected = version_to_sql(cur.version).unwrap_or(i64::MAX);
-                    client
-                        .execute(
-                            &update,
-                            &[
-                                &username, &expected, &c.version, &c.body, &c.device, &c.expires,
-                            ],
-                        )
-                        .await
-                }
+            if with_job {
+                // Returns the count of records written; the job rides on that row.
+                let row = client.query_one(statement, &params).await?;
+                row.try_get::<_, i64>(0).map(|n| n.unsigned_abs())
+            } else {
+                client.execute(statement, &params).await
             }
         };
         // Pipelined; after a failed write the server answers COMMIT with a rollback.
@@ -237,7 +265,12 @@ impl PostgresStore {
             // The row is locked, so only an insert can miss: another insert came first.
             Ok(_) => Ok(None),
             // Another user's record holds this device Id hash.
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Some(Updated::Conflict)),
+            Err(e)
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    && e.as_db_error().and_then(|d| d.constraint()) != Some(JOBS_PRIMARY_KEY) =>
+            {
+                Ok(Some(Updated::Conflict))
+            }
             Err(e) => Err(PostgresError::query(e).into()),
         }
     }

@@ -29,6 +29,11 @@
 //! - [`CodeStore::update`](swivel_provision::CodeStore::update) is one transaction in two
 //!   pipelined round trips (`BEGIN` + `SELECT … FOR UPDATE`, then `UPDATE` + `COMMIT`):
 //!   the row stays locked while the core's step decides, so no update is lost.
+//! - [`JobStore`](swivel_provision::JobStore) (the durable delivery queue) keeps each
+//!   queued message in `delivery_jobs`, sealed by the core: a record and its job are
+//!   written by one statement of the update's transaction, and claims pick due rows with
+//!   `FOR UPDATE SKIP LOCKED` and lease them in the same statement, so instances claiming
+//!   at once neither wait for each other nor get the same job while its lease holds.
 //! - A device Id hash is `UNIQUE`: a swap that would give two users the same device
 //!   returns `false`.
 //! - The schema is created and upgraded by embedded, versioned migrations at connect
@@ -56,6 +61,7 @@ mod codes;
 mod directory;
 mod error;
 mod events;
+mod jobs;
 mod migrations;
 mod options;
 mod settings;

@@ -18,9 +18,10 @@ use crate::options::{PostgresOptions, check_schema_name};
 /// [`UserAdmin`](swivel_provision::UserAdmin),
 /// [`SiteDirectory`](swivel_provision::SiteDirectory) +
 /// [`SiteAdmin`](swivel_provision::SiteAdmin),
-/// [`SettingsStore`](swivel_provision::SettingsStore) and
-/// [`EventStore`](swivel_provision::EventStore). Cheap to clone: clones share one
-/// pool. Every call is one statement, or one transaction
+/// [`SettingsStore`](swivel_provision::SettingsStore),
+/// [`EventStore`](swivel_provision::EventStore) and
+/// [`JobStore`](swivel_provision::JobStore) (the durable delivery queue). Cheap to clone:
+/// clones share one pool. Every call is one statement, or one transaction
 /// ([`update`](swivel_provision::CodeStore::update)), on a pooled connection, so a call
 /// either happened whole or not at all.
 #[derive(Clone)]
