@@ -26,7 +26,8 @@ use crate::clock::Clock;
 use crate::code::{CodeHash, ServerKey};
 use crate::error::StoreError;
 use crate::events::{EventSink, ProvisionEvent};
-use crate::queue::{JobSealer, JobStore, QueuedJob};
+use crate::queue::{JobStore, QueuedJob};
+use crate::seal::JobSealer;
 use crate::transport::Transport;
 use crate::types::{Channel, Destination};
 
@@ -175,12 +176,15 @@ impl DurableQueue {
         let shared = &self.shared;
         shared.stopping.store(true, Ordering::Release);
         shared.wake.notify_one();
+        // Once the worker has ended it claims nothing more; then wait for its deliveries.
         loop {
             let settled = shared.settled.notified();
-            if shared.in_flight.load(Ordering::Acquire) == 0 {
+            if shared.ended.load(Ordering::Acquire) && shared.in_flight.load(Ordering::Acquire) == 0
+            {
                 break;
             }
-            let _ = tokio::time::timeout(Duration::from_millis(50), settled).await;
+            shared.wake.notify_one();
+            let _ = tokio::time::timeout(Duration::from_millis(20), settled).await;
         }
         shared
             .store

@@ -56,6 +56,8 @@ pub mod users;
 mod delivery;
 #[cfg(feature = "tokio")]
 mod durable;
+#[cfg(feature = "tokio")]
+mod seal;
 #[cfg(feature = "testing")]
 pub mod testing;
 
