@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use swivel_provision::store::check_owner;
 use swivel_provision::{
-    CodeStore, IdHash, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated,
+    CodeStore, IdHash, JobStep, ProvisionRecord, RecordKey, StoreError, UpdateStep, Updated,
     UserRecordStore, UserUpdateStep, Username,
 };
 use time::OffsetDateTime;
@@ -134,6 +134,9 @@ pub(crate) enum Step {
     Record(UpdateStep),
     /// Sees the user (read in the same transaction) and the record.
     WithUser(UserUpdateStep),
+    /// As [`Step::WithUser`], and queues a delivery job with the record
+    /// ([`JobStore::update_with_job`](swivel_provision::JobStore::update_with_job)).
+    WithJob(JobStep),
 }
 
 /// One update inside the writer's group transaction: reads the record `key` names (and,
@@ -162,35 +165,44 @@ pub(crate) fn apply_update(
         .and_then(|mut s| s.query_row([&value], |r| r.get(0)).optional())
         .map_err(sql)?;
     let current = body.map(|b| parse_record(path, &b)).transpose()?;
-    let next = match step {
-        Step::Record(step) => step(current.as_ref()),
-        Step::WithUser(step) => {
-            let owner = match (key, &current) {
-                (_, Some(c)) => Some(c.username.as_str()),
-                (RecordKey::User(username), None) => Some(username.as_str()),
-                _ => None,
-            };
-            let user = match owner {
-                Some(name) => crate::users::read_user(conn, path, name)?,
-                None => None,
-            };
-            step(user.as_ref(), current.as_ref())
-        }
+    let owner = match (key, &current) {
+        (_, Some(c)) => Some(c.username.as_str()),
+        (RecordKey::User(username), None) => Some(username.as_str()),
+        _ => None,
+    };
+    let user = match (&step, owner) {
+        (Step::Record(_), _) | (_, None) => None,
+        (_, Some(name)) => crate::users::read_user(conn, path, name)?,
+    };
+    let (next, job) = match step {
+        Step::Record(step) => (step(current.as_ref()), None),
+        Step::WithUser(step) => (step(user.as_ref(), current.as_ref()), None),
+        Step::WithJob(step) => match step(user.as_ref(), current.as_ref()) {
+            Some((next, job)) => (Some(next), Some(job)),
+            None => (None, None),
+        },
     };
     let Some(next) = next else {
         return Ok(Updated::Kept);
     };
+    if job.as_ref().is_some_and(|j| j.username != next.username) {
+        return Err(StoreError::backend(
+            "an update step queued a job for another user",
+        ));
+    }
     check_owner(key, current.as_ref(), &next)?;
     let expected = match current.map(|c| i64::try_from(c.version)) {
         None => None,
         Some(Ok(v)) => Some(v),
         Some(Err(_)) => return Err(StoreError::backend("stored version out of range")),
     };
-    Ok(if swap_in(conn, path, expected, &Row::of(&next)?)? {
-        Updated::Written
-    } else {
-        Updated::Conflict
-    })
+    if !swap_in(conn, path, expected, &Row::of(&next)?)? {
+        return Ok(Updated::Conflict);
+    }
+    if let Some(job) = job {
+        crate::jobs::replace_jobs(conn, path, &job)?;
+    }
+    Ok(Updated::Written)
 }
 
 /// The one record `sql` (a `SELECT body … WHERE <unique column> = ?1`) finds for `key`, read

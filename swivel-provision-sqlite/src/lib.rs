@@ -6,8 +6,10 @@
 //! [`UserAdmin`](swivel_provision::UserAdmin)), the sites for server settings discovery
 //! ([`SiteDirectory`](swivel_provision::SiteDirectory),
 //! [`SiteAdmin`](swivel_provision::SiteAdmin)), host settings
-//! ([`SettingsStore`](swivel_provision::SettingsStore)) and the shared event log
-//! ([`EventStore`](swivel_provision::EventStore)).
+//! ([`SettingsStore`](swivel_provision::SettingsStore)), the shared event log
+//! ([`EventStore`](swivel_provision::EventStore)) and the durable delivery queue
+//! ([`JobStore`](swivel_provision::JobStore): each job written in the transaction of the
+//! code it carries, sealed).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,6 +55,7 @@ mod codes;
 mod db;
 mod error;
 mod events;
+mod jobs;
 mod options;
 mod schema;
 mod settings;

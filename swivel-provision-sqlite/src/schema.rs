@@ -50,6 +50,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_username_id ON events (username, id);
     CREATE INDEX events_at ON events (at_ns);
     ",
+    // 2 → 3: the durable delivery queue (swivel_provision::JobStore).
+    "
+    CREATE TABLE delivery_jobs (
+        id          TEXT PRIMARY KEY NOT NULL,   -- JobId: 32 hex digits
+        username    TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        created_ns  INTEGER NOT NULL,            -- unix nanoseconds
+        due_ns      INTEGER NOT NULL,            -- next attempt, or the end of the lease
+        expires_ns  INTEGER NOT NULL,            -- the code's expiry
+        attempts    INTEGER NOT NULL,
+        lease_owner TEXT,                        -- NULL: nobody holds it
+        sealed      BLOB NOT NULL                -- nonce + XChaCha20-Poly1305 ciphertext
+    );
+    CREATE INDEX delivery_jobs_username ON delivery_jobs (username);
+    CREATE INDEX delivery_jobs_due ON delivery_jobs (due_ns);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -129,7 +145,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
         let kept: String = conn
             .query_row("SELECT value FROM settings WHERE key = 'policy'", [], |r| {
                 r.get(0)

@@ -39,3 +39,16 @@ async fn event_log_on_a_file_and_in_memory() {
     let memory = SqliteStore::open_in_memory().await.expect("open in memory");
     conformance::events_run(Arc::new(memory)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivery_queue_on_a_file_and_in_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("queue.db");
+    conformance::queue_run(Arc::new(SqliteStore::open(&path).await.expect("open"))).await;
+    // Again through a second store on the same file, as a second process would.
+    conformance::queue_run(Arc::new(SqliteStore::open(&path).await.expect("reopen"))).await;
+    conformance::queue_run(Arc::new(
+        SqliteStore::open_in_memory().await.expect("open in memory"),
+    ))
+    .await;
+}
