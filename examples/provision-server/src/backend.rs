@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use swivel_provision::{
-    CodeStore, EventStore, MemoryEvents, MemorySettings, MemorySites, MemoryStore, MemoryUsers,
-    SettingsStore, SiteAdmin, SiteDirectory, UserAdmin, UserRecordStore, UserRepository,
+    CodeStore, EventStore, JobStore, MemoryEvents, MemorySettings, MemorySites, MemoryStore,
+    MemoryUsers, SettingsStore, SiteAdmin, SiteDirectory, UserAdmin, UserRecordStore,
+    UserRepository,
 };
 
 use swivel_provision_sqlite::{Durability, SqliteOptions};
@@ -34,6 +35,10 @@ pub struct Backend {
     pub settings: Arc<dyn SettingsStore>,
     /// The shared event log (the console's Log page, `GET /api/v1/events`).
     pub events: Arc<dyn EventStore>,
+    /// The durable delivery queue, where the store keeps one (SQLite, PostgreSQL): queued
+    /// messages survive a restart and any instance delivers them. `None`: the in-process
+    /// queue (memory).
+    pub jobs: Option<Arc<dyn JobStore>>,
     /// What it is, for the start-up line (`sqlite:PATH`, `postgres`, `memory`).
     pub description: String,
 }
@@ -59,8 +64,15 @@ impl Backend {
             site_admin: Arc::new(store.clone()),
             settings: Arc::new(store.clone()),
             events: Arc::new(store),
+            jobs: None,
             description: description.into(),
         }
+    }
+
+    /// The store also keeps the durable delivery queue.
+    pub fn with_jobs(mut self, jobs: Arc<dyn JobStore>) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     /// Everything in memory (tests; lost on exit).
@@ -76,6 +88,7 @@ impl Backend {
             site_admin: sites,
             settings: Arc::new(MemorySettings::new()),
             events: Arc::new(MemoryEvents::new()),
+            jobs: None,
             description: "memory".into(),
         }
     }
@@ -108,10 +121,10 @@ impl Backend {
         for companion in crate::files::sqlite_companions(path) {
             crate::files::tighten(&companion, crate::files::FILE_MODE)?;
         }
-        Ok(Self::from_store(
-            store,
-            format!("sqlite:{}", path.display()),
-        ))
+        Ok(
+            Self::from_store(store.clone(), format!("sqlite:{}", path.display()))
+                .with_jobs(Arc::new(store)),
+        )
     }
 
     /// The SQLite file `database` names ([`Backend::open`]'s rules), or `None` for
@@ -141,7 +154,7 @@ impl Backend {
                     crate::error::error_chain(&e)
                 ))
             })?;
-        Ok(Self::from_store(store, "postgres"))
+        Ok(Self::from_store(store.clone(), "postgres").with_jobs(Arc::new(store)))
     }
 
     /// Opens `database`: a `postgres://` or `postgresql://` URL (with the pool `postgres`

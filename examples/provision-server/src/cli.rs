@@ -639,6 +639,7 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         .clone()
         .unwrap_or_else(|| default_public_url(&local, r.tls.is_some()));
     let backend = Backend::open(&r.database, r.sqlite_durability, &r.file.postgres).await?;
+    let backend_jobs = backend.jobs.is_some();
     let site = site_id_of(cli, r)?;
     backend
         .settings
@@ -662,7 +663,9 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         key,
         &public_url,
         site.clone(),
-        Delivery::Queued(swivel_provision::QueueConfig::default()),
+        r.file
+            .delivery
+            .delivery(backend_jobs, &instance_name(r, Some(local))),
         cli.demo || r.file.outbox.print,
     )
     .await?;

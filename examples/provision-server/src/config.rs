@@ -38,6 +38,9 @@
 //! max_connections = 10000
 //! shutdown_timeout_secs = 10                # SIGTERM/SIGINT: finish requests and deliveries
 //!
+//! [delivery]                                # see crate::delivery::DeliveryConfig
+//! lease_secs = 120                          # a crashed instance's jobs wait this long
+//!
 //! [throttle]                                # see crate::throttle::ThrottleConfig
 //! trusted_proxies = ["127.0.0.1"]           # believe X-Forwarded-For from these peers only
 //! ```
@@ -325,6 +328,9 @@ pub struct FileConfig {
     /// Per-client throttles.
     #[serde(default)]
     pub throttle: ThrottleConfig,
+    /// Message delivery: retries, and the durable queue's lease and polling.
+    #[serde(default)]
+    pub delivery: crate::delivery::DeliveryConfig,
 }
 
 impl FileConfig {
@@ -336,6 +342,7 @@ impl FileConfig {
         config.postgres.validate()?;
         config.throttle.validate()?;
         config.events.validate()?;
+        config.delivery.validate()?;
         if let Some(name) = &config.instance_name {
             check_instance_name(name)?;
         }

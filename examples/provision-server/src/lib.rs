@@ -15,8 +15,10 @@
 //!   API token never reach a log line or an error message.
 //! - PINs are stored encrypted (XChaCha20-Poly1305 under a key derived from the server
 //!   key); the console password as an Argon2id hash; the API token as an HMAC-SHA256.
-//! - Console sessions live in the memory of one process (see [`session`]); none is stored
-//!   before a login form is posted.
+//! - Console sessions live in the store, keyed by an HMAC of their Id (see [`session`]);
+//!   none is stored before a login form is posted.
+//! - Queued messages hold live codes: in the store they are sealed (see
+//!   [`swivel_provision::queue`]); the outbox directory is for development only.
 //! - Failed AgentXML requests, `/login` posts, self-service submissions and console logins
 //!   are throttled per client address ([`throttle`], [`client`]); connections have header,
 //!   request and inactivity timeouts and a cap ([`serve`]); every answer carries the
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod delivery;
 pub mod error;
 pub mod event_query;
 pub mod events;

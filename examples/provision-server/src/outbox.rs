@@ -1,6 +1,9 @@
 //! The default transport: each message becomes a file
 //! `<data-dir>/outbox/<unix-ms>-<username>.txt` (destination, subject, body with the code
-//! and links), printed to stdout too when asked (`--demo` or `[outbox] print = true`).
+//! and links), printed to stdout too when asked (`--demo` or `[outbox] print = true`). A
+//! message from the durable queue carries a `Message-ID` line with its job, and its file
+//! is `<unix-ms of the code's creation>-<username>-<job id>.txt`: a job delivered twice
+//! (the queue delivers at least once) is written once.
 //!
 //! # Security
 //! The files hold live provision codes. They are created with mode 0600 in a 0700 directory
@@ -37,8 +40,12 @@ impl OutboxTransport {
 
     /// The text of one message file.
     pub fn render(message: &ProvisionMessage) -> String {
+        let id = message
+            .job_id()
+            .map(|id| format!("Message-ID: <{id}@swivel-provision>\n"))
+            .unwrap_or_default();
         format!(
-            "To: {}\nChannel: {}\nUser: {}\nSubject: {}\n\n{}",
+            "To: {}\nChannel: {}\nUser: {}\nSubject: {}\n{id}\n{}",
             message.destination.address,
             message.destination.channel,
             message.username,
@@ -77,16 +84,36 @@ impl Transport for OutboxTransport {
     async fn deliver(&self, message: &ProvisionMessage) -> Result<(), TransportError> {
         let text = Self::render(message);
         let dir = self.dir.clone();
-        let base = format!(
-            "{}-{}",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0),
-            file_safe(message.username.as_str())
-        );
+        // A message from the durable queue is named for its job, from its code's creation
+        // time, so that a second delivery of it (the queue delivers at least once) finds
+        // the file there and is dropped: the outbox keeps each job once.
+        let (base, job) = match message.job_id() {
+            Some(id) => {
+                let created =
+                    message.expires_at - time::Duration::seconds(message.validity_secs.into());
+                (
+                    format!(
+                        "{}-{}-{id}",
+                        created.unix_timestamp_nanos() / 1_000_000,
+                        file_safe(message.username.as_str())
+                    ),
+                    true,
+                )
+            }
+            None => (
+                format!(
+                    "{}-{}",
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or(0),
+                    file_safe(message.username.as_str())
+                ),
+                false,
+            ),
+        };
         let body = text.clone();
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<PathBuf>> {
             crate::files::private_dir(&dir).map_err(std::io::Error::other)?;
             for n in 0..100u32 {
                 let name = if n == 0 {
@@ -96,7 +123,10 @@ impl Transport for OutboxTransport {
                 };
                 let path = dir.join(name);
                 match write_new(&path, &body) {
-                    Ok(()) => return Ok(path),
+                    Ok(()) => return Ok(Some(path)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && job => {
+                        return Ok(None);
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                     Err(e) => return Err(e),
                 }
@@ -110,6 +140,13 @@ impl Transport for OutboxTransport {
         .map_err(|e| {
             TransportError::transient("could not write the outbox file", Some(Box::new(e)))
         })?;
+        let Some(written) = written else {
+            tracing::info!(
+                "outbox: job {} was delivered before; not written again",
+                message.job_id().map(|id| id.as_str()).unwrap_or("-")
+            );
+            return Ok(());
+        };
         if self.print {
             println!("--- outbox: {} ---\n{text}--- end ---", written.display());
         }

@@ -71,11 +71,18 @@ impl Shutdown {
                 "shutdown deadline reached: connections still open were closed"
             );
         }
-        if tokio::time::timeout_at(deadline, provisioner.deliveries_idle())
-            .await
-            .is_err()
-        {
-            tracing::warn!("shutdown deadline reached: queued messages were not delivered");
+        // The in-process queue delivers what it holds; the durable queue finishes the
+        // deliveries under way and gives the rest of its claimed jobs back to the store.
+        match tokio::time::timeout_at(deadline, provisioner.stop_deliveries()).await {
+            Err(_) => {
+                tracing::warn!("shutdown deadline reached: deliveries under way were cut off")
+            }
+            Ok(Err(e)) => tracing::warn!(
+                error = %crate::error::error_chain(&e),
+                "giving queued messages back failed: other instances take them when their lease runs out"
+            ),
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(jobs = n, "queued messages given back to the store"),
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if !events.flush(left).await {

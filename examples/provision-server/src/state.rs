@@ -296,9 +296,11 @@ impl StateBuilder {
         policy.validate().map_err(swivel_provision::Error::from)?;
         let shared_log = SharedLog::start(self.backend.events.clone(), self.instance_name);
         let log = Arc::new(EventLog::with_shared(self.log_lines, shared_log.clone()));
-        let builder = match &self.backend.joint {
-            Some(joint) => Provisioner::builder().store_with_users(joint.clone()),
-            None => Provisioner::builder()
+        let durable = matches!(self.delivery, Delivery::Durable(_));
+        let builder = match (&self.backend.jobs, &self.backend.joint) {
+            (Some(jobs), _) if durable => Provisioner::builder().job_store(jobs.clone()),
+            (_, Some(joint)) => Provisioner::builder().store_with_users(joint.clone()),
+            (_, None) => Provisioner::builder()
                 .store(self.backend.codes.clone())
                 .users(self.backend.users.clone()),
         };

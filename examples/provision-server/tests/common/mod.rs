@@ -176,12 +176,7 @@ pub fn latest_code(data_dir: &Path, user: &str) -> (String, String) {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("outbox exists")
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .ends_with(&format!("-{user}.txt"))
-        })
+        .filter(|p| outbox_file_user(p) == Some(user))
         .collect();
     files.sort();
     let text = std::fs::read_to_string(files.last().expect("a message for the user")).unwrap();
@@ -192,6 +187,28 @@ pub fn latest_code(data_dir: &Path, user: &str) -> (String, String) {
             .unwrap_or_else(|| panic!("no {name} in {text}"))
     };
     (field("Provision code:"), field("Provision URL:"))
+}
+
+/// The user an outbox file is for: `<ms>-<user>.txt`, or `<ms>-<user>-<job id>.txt` for a
+/// message of the durable queue (usernames of the tests have no `-`).
+pub fn outbox_file_user(path: &Path) -> Option<&str> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".txt")?;
+    let mut parts = stem.split('-');
+    let (_ms, user) = (parts.next()?, parts.next()?);
+    match parts.next() {
+        None => Some(user),
+        Some(id) if id.len() == 32 && parts.next().is_none() => Some(user),
+        Some(_) => None,
+    }
+}
+
+/// Every outbox file of `data_dir` (none when there is no outbox).
+pub fn outbox_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir.join("outbox"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
 }
 
 /// Posts the `/login` form of a running server (username and one-time code) with `client`
