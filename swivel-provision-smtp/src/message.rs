@@ -8,6 +8,8 @@
 //!     ├── text/html              <img src="cid:provision-qr@swivel-provision">
 //!     └── image/png              Content-ID: <provision-qr@swivel-provision>, inline
 //! ```
+//!
+//! A message from the durable queue gets `Message-ID: <job id@swivel-provision>`.
 
 use lettre::Message;
 use lettre::message::header::ContentType;
@@ -83,7 +85,48 @@ pub(crate) fn build(
         .from(from.clone())
         .to(to)
         .subject(templates.subject(m))
+        // A message of the durable queue is named for its job, so that a copy delivered
+        // twice (the queue delivers at least once) can be recognised; else lettre makes one.
+        .message_id(m.job_id().map(|id| format!("<{id}@swivel-provision>")))
         .multipart(body)
         // The message holds only what the templates produced; this error carries no content.
         .map_err(|e| TransportError::permanent("cannot build the email", Some(Box::new(e))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swivel_provision::{Destination, JobId, ProvisionCode, Username};
+
+    fn message() -> ProvisionMessage {
+        ProvisionMessage::new(
+            Username::parse("alice").unwrap(),
+            Destination::email("alice@example.com").unwrap(),
+            Some(ProvisionCode::new("1234567890")),
+            Default::default(),
+            time::OffsetDateTime::now_utc(),
+            600,
+        )
+    }
+
+    fn message_id(m: &ProvisionMessage) -> String {
+        let from: Mailbox = "provision@example.com".parse().unwrap();
+        let to: Mailbox = "alice@example.com".parse().unwrap();
+        let email = build(&from, to, &Templates::default(), m).unwrap();
+        let raw = String::from_utf8(email.formatted()).unwrap();
+        raw.lines()
+            .find_map(|l| l.strip_prefix("Message-ID: "))
+            .expect("a Message-ID header")
+            .to_owned()
+    }
+
+    #[test]
+    fn a_queued_message_is_named_for_its_job_and_others_get_a_fresh_id() {
+        let job = JobId::generate();
+        let queued = message().with_job_id(job.clone());
+        assert_eq!(message_id(&queued), format!("<{job}@swivel-provision>"));
+        let (a, b) = (message_id(&message()), message_id(&message()));
+        assert_ne!(a, b, "lettre makes a fresh Message-ID per email");
+        assert!(!a.contains("swivel-provision>"));
+    }
 }
