@@ -61,7 +61,7 @@ pub use code::{CodeHash, IdHash, ProvisionCode, ProvisionId, ServerKey};
 pub use delivery::QueueConfig;
 pub use error::{BoxError, Error, PolicyError, Result, StoreError, TransportError};
 pub use event_log::{EventQuery, EventStore, MAX_EVENT_LIMIT, StoredEvent};
-pub use events::{EventSink, ProvisionEvent, TracingSink};
+pub use events::{EventSink, ProvisionEvent, RedeemFailure, TracingSink};
 pub use joint::{UserRecordStore, UserUpdateStep};
 pub use memory::{MemoryEvents, MemorySettings, MemorySites, MemoryStore, MemoryUsers};
 pub use policy::{

@@ -93,6 +93,7 @@ mod tests {
         for name in ["a", "b", "c"] {
             log.emit(&ProvisionEvent::CodeCreated {
                 username: Username::parse(name).unwrap(),
+                origin: swivel_provision::Origin::Admin,
             });
         }
         let lines: Vec<String> = log.newest_first().into_iter().map(|l| l.text).collect();
