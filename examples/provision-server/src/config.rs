@@ -40,6 +40,10 @@
 //!
 //! [throttle]                                # see crate::throttle::ThrottleConfig
 //! trusted_proxies = ["127.0.0.1"]           # believe X-Forwarded-For from these peers only
+//!
+//! [metrics]                                 # GET /metrics; see crate::metrics::MetricsConfig
+//! enabled = true                            # default
+//! token_file = "metrics.token"              # or token = "..."; none: open (counts only)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -50,6 +54,7 @@ use serde::Deserialize;
 use swivel_provision::Policy;
 
 use crate::error::AppError;
+use crate::metrics::MetricsConfig;
 use crate::throttle::ThrottleConfig;
 
 /// Where messages go for channels without a configured transport (`[outbox]`).
@@ -325,6 +330,9 @@ pub struct FileConfig {
     /// Per-client throttles.
     #[serde(default)]
     pub throttle: ThrottleConfig,
+    /// `GET /metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 impl FileConfig {
@@ -336,6 +344,7 @@ impl FileConfig {
         config.postgres.validate()?;
         config.throttle.validate()?;
         config.events.validate()?;
+        config.metrics.validate()?;
         if let Some(name) = &config.instance_name {
             check_instance_name(name)?;
         }
