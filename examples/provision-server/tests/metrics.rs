@@ -552,3 +552,35 @@ async fn an_open_endpoint_and_a_disabled_one() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The built server reads `[metrics] token_file` and enforces it on its socket; without a
+/// token it warns that the endpoint is open.
+#[test]
+fn the_server_reads_the_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("metrics.token");
+    std::fs::write(&token_file, format!("{METRICS_TOKEN}\n")).unwrap();
+    let config = dir.path().join("config.toml");
+    let text = format!(
+        "[metrics]\ntoken_file = {:?}\n",
+        token_file.display().to_string()
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = common::ServerProcess::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let limit = std::time::Duration::from_secs(10);
+    let (status, body) = common::http_get(&server.addr(), "/metrics", limit).unwrap();
+    assert_eq!(status, 401, "{body}");
+    let (status, body) =
+        common::http_bearer(&server.addr(), "GET", "/metrics", METRICS_TOKEN, limit).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("swivel_http_requests_total"), "{body}");
+    assert!(!server.output().contains("GET /metrics is open"));
+    // Without a token the server says at start that the endpoint is open.
+    let open = common::ServerProcess::start(&dir.path().join("data2"));
+    open.wait_for_output("GET /metrics is open");
+    let (status, _) = common::http_get(&open.addr(), "/metrics", limit).unwrap();
+    assert_eq!(status, 200);
+}
