@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::record::Origin;
 use crate::types::{Destination, DeviceInfo, Username};
 
 /// Something that happened. None carries a secret.
@@ -13,6 +14,8 @@ pub enum ProvisionEvent {
     CodeCreated {
         /// The user.
         username: Username,
+        /// Who asked for the code (not in the line).
+        origin: Origin,
     },
     /// `Message added to message queue for user: {u}, destination: {d}.`
     MessageQueued {
@@ -85,6 +88,9 @@ pub enum ProvisionEvent {
     ProvisionFailed {
         /// The user.
         username: Username,
+        /// Why, for the operator (not in the line; the device is told what the policy's
+        /// `device_errors` allows).
+        reason: RedeemFailure,
     },
     /// The code was burned after too many wrong attempts.
     CodeBurned {
@@ -137,6 +143,43 @@ pub enum ProvisionEvent {
         /// The user.
         username: Username,
     },
+}
+
+/// Why a redeem failed, in the operator's words ([`ProvisionEvent::ProvisionFailed`]).
+/// Never told to the device beyond what the policy's `device_errors` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RedeemFailure {
+    /// The user is not in the directory (the event is then
+    /// [`ProvisionEvent::UnknownMobileUser`]).
+    UnknownUser,
+    /// The account is locked.
+    Locked,
+    /// No code is pending (never asked for, used, revoked or burned earlier).
+    NoCode,
+    /// The code expired (or was created in the future: the clock was set back).
+    Expired,
+    /// The presented code does not have the policy's length or alphabet.
+    Malformed,
+    /// A wrong code; attempts are left.
+    WrongCode,
+    /// The code is burned: this wrong attempt used its last try.
+    Burned,
+}
+
+impl RedeemFailure {
+    /// A stable `snake_case` name (`wrong_code`, `expired`, ...), e.g. for a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedeemFailure::UnknownUser => "unknown_user",
+            RedeemFailure::Locked => "locked",
+            RedeemFailure::NoCode => "no_code",
+            RedeemFailure::Expired => "expired",
+            RedeemFailure::Malformed => "malformed",
+            RedeemFailure::WrongCode => "wrong_code",
+            RedeemFailure::Burned => "burned",
+        }
+    }
 }
 
 /// A user-controlled value (a username, an address) in an event line: as it is, or escaped
@@ -196,7 +239,7 @@ impl ProvisionEvent {
     fn render(&self, f: &mut fmt::Formatter<'_>, escaped: bool) -> fmt::Result {
         use ProvisionEvent::*;
         match self {
-            CodeCreated { username } => write!(
+            CodeCreated { username, .. } => write!(
                 f,
                 "Provision code created for user \"{}\"",
                 val(escaped, username.as_str())
@@ -296,7 +339,7 @@ impl ProvisionEvent {
                     d
                 )
             }
-            ProvisionFailed { username } => write!(
+            ProvisionFailed { username, .. } => write!(
                 f,
                 "User \"{}\" provision failed, A valid session could not be loaded or created for the user.",
                 val(escaped, username.as_str())
@@ -419,7 +462,7 @@ impl ProvisionEvent {
     pub fn username(&self) -> Option<&Username> {
         use ProvisionEvent::*;
         match self {
-            CodeCreated { username }
+            CodeCreated { username, .. }
             | MessageQueued { username, .. }
             | MessageSent { username, .. }
             | DeliveryRetry { username, .. }
@@ -429,7 +472,7 @@ impl ProvisionEvent {
             | MessageUnreadable { username }
             | CanReprovision { username }
             | Provisioned { username, .. }
-            | ProvisionFailed { username }
+            | ProvisionFailed { username, .. }
             | CodeBurned { username }
             | NoAuthMethod { username }
             | StringsDownloaded { username, .. }
@@ -482,6 +525,7 @@ mod tests {
             (
                 ProvisionEvent::CodeCreated {
                     username: u.clone(),
+                    origin: Origin::Admin,
                 },
                 "Provision code created for user \"gfield\"",
             ),
@@ -515,6 +559,7 @@ mod tests {
             (
                 ProvisionEvent::ProvisionFailed {
                     username: u.clone(),
+                    reason: RedeemFailure::WrongCode,
                 },
                 "User \"gfield\" provision failed, A valid session could not be loaded or created for the user.",
             ),
@@ -557,6 +602,7 @@ mod tests {
         let events = [
             ProvisionEvent::CodeCreated {
                 username: u.clone(),
+                origin: Origin::SelfService,
             },
             ProvisionEvent::Provisioned {
                 username: u.clone(),

@@ -68,7 +68,7 @@ pub use delivery::QueueConfig;
 pub use durable::DurableConfig;
 pub use error::{BoxError, Error, PolicyError, Result, StoreError, TransportError};
 pub use event_log::{EventQuery, EventStore, MAX_EVENT_LIMIT, StoredEvent};
-pub use events::{EventSink, ProvisionEvent, TracingSink};
+pub use events::{EventSink, ProvisionEvent, RedeemFailure, TracingSink};
 pub use joint::{UserRecordStore, UserUpdateStep};
 pub use memory::{
     MemoryEvents, MemoryJobStore, MemorySettings, MemorySites, MemoryStore, MemoryUsers,

@@ -791,6 +791,7 @@ impl Provisioner {
             for event in [
                 ProvisionEvent::CodeCreated {
                     username: username.clone(),
+                    origin,
                 },
                 ProvisionEvent::MessageQueued {
                     username: username.clone(),
@@ -832,6 +833,7 @@ impl Provisioner {
         let expires_at = record.pending_expires_at().unwrap_or(now);
         self.emit(ProvisionEvent::CodeCreated {
             username: username.clone(),
+            origin,
         });
         let message = Self::message(&policy, username, destination.clone(), &code, expires_at);
         drop(code);
@@ -1003,14 +1005,18 @@ impl Provisioner {
                     Redeem::Failed {
                         next,
                         cause,
+                        reason,
                         burned,
                         locked,
-                    } => (Some(next), (known_user, Some((cause, burned, locked)))),
+                    } => (
+                        Some(next),
+                        (known_user, Some((cause, reason, burned, locked))),
+                    ),
                 },
             )
         })
         .await?;
-        let Some((cause, burned, locked)) = outcome else {
+        let Some((cause, reason, burned, locked)) = outcome else {
             self.emit(ProvisionEvent::Provisioned {
                 username: username.clone(),
                 device: presented.info.filter(|_| policy.log_device_info),
@@ -1020,6 +1026,7 @@ impl Provisioner {
         if known_user {
             self.emit(ProvisionEvent::ProvisionFailed {
                 username: username.clone(),
+                reason,
             });
         } else {
             self.emit(ProvisionEvent::UnknownMobileUser);

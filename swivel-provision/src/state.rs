@@ -15,6 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::code::{CodeHash, IdHash};
 use crate::error::Error;
+use crate::events::RedeemFailure;
 use crate::policy::Policy;
 use crate::record::{Device, Origin, PendingCode, ProvisionRecord};
 use crate::strings::STRINGS_PER_SET;
@@ -139,6 +140,8 @@ pub enum Redeem {
         /// (no pending code, used, burned, or malformed), [`Error::ProvisionFailure`] (wrong,
         /// expired, or created in the future — the clock was set back).
         cause: Error,
+        /// Why, in the operator's words (for [`ProvisionEvent::ProvisionFailed`](crate::ProvisionEvent::ProvisionFailed)).
+        reason: RedeemFailure,
         /// Whether this attempt burned the code.
         burned: bool,
         /// Whether this attempt locked the account.
@@ -166,31 +169,40 @@ pub fn redeem(
     enum Verdict {
         Right,
         Wrong,
-        Refused(Error),
+        Refused(Error, RedeemFailure),
     }
     let verdict = if !presented.known_user {
-        Verdict::Refused(Error::UnknownUser {
-            username: username.to_string(),
-        })
+        Verdict::Refused(
+            Error::UnknownUser {
+                username: username.to_string(),
+            },
+            RedeemFailure::UnknownUser,
+        )
     } else if next.is_locked() {
-        Verdict::Refused(Error::AccountLocked {
-            username: username.to_string(),
-        })
+        Verdict::Refused(
+            Error::AccountLocked {
+                username: username.to_string(),
+            },
+            RedeemFailure::Locked,
+        )
     } else {
         match &next.pending {
-            None => Verdict::Refused(Error::InvalidProvisionCode),
+            None => Verdict::Refused(Error::InvalidProvisionCode, RedeemFailure::NoCode),
             Some(p) if now >= p.expires_at || now < p.created_at => {
-                Verdict::Refused(Error::ProvisionFailure)
+                Verdict::Refused(Error::ProvisionFailure, RedeemFailure::Expired)
             }
-            Some(p) if p.attempts_left == 0 || !presented.well_formed => {
-                Verdict::Refused(Error::InvalidProvisionCode)
+            Some(p) if p.attempts_left == 0 => {
+                Verdict::Refused(Error::InvalidProvisionCode, RedeemFailure::Burned)
+            }
+            Some(_) if !presented.well_formed => {
+                Verdict::Refused(Error::InvalidProvisionCode, RedeemFailure::Malformed)
             }
             Some(_) if matches => Verdict::Right,
             Some(_) => Verdict::Wrong,
         }
     };
     let mut burned = false;
-    let cause = match verdict {
+    let (cause, reason) = match verdict {
         Verdict::Right => {
             next.pending = None;
             reset_failures(&mut next);
@@ -204,7 +216,7 @@ pub fn redeem(
             });
             return Redeem::Provisioned(bump(next));
         }
-        Verdict::Refused(e) => e,
+        Verdict::Refused(e, reason) => (e, reason),
         Verdict::Wrong => {
             if let Some(p) = next.pending.as_mut() {
                 p.attempts_left -= 1;
@@ -213,13 +225,19 @@ pub fn redeem(
             if burned {
                 next.pending = None;
             }
-            Error::ProvisionFailure
+            let reason = if burned {
+                RedeemFailure::Burned
+            } else {
+                RedeemFailure::WrongCode
+            };
+            (Error::ProvisionFailure, reason)
         }
     };
     let locked = count_failure(&mut next, now, policy);
     Redeem::Failed {
         next: bump(next),
         cause,
+        reason,
         burned,
         locked,
     }
@@ -412,6 +430,7 @@ mod tests {
                 cause,
                 burned,
                 locked,
+                ..
             } => (next, cause, burned, locked),
             Redeem::Provisioned(_) => panic!("expected a failure"),
         }
@@ -507,6 +526,42 @@ mod tests {
         assert_eq!(r5.device, r2.device);
         let (_, cause, _, _) = failed(try_code(&r5, 2));
         assert!(matches!(cause, Error::InvalidProvisionCode), "{cause:?}");
+    }
+
+    /// The operator's reason of a failed attempt; panics on a success.
+    fn reason(r: Redeem) -> RedeemFailure {
+        match r {
+            Redeem::Failed { reason, .. } => reason,
+            Redeem::Provisioned(_) => panic!("expected a failure"),
+        }
+    }
+
+    #[test]
+    fn each_failure_names_its_reason() {
+        let mut p = Policy::default();
+        p.set_max_attempts(2).unwrap();
+        let no_code = try_code_at(None, 1, t0());
+        assert_eq!(reason(no_code), RedeemFailure::NoCode);
+        let mut unknown = presented(1, 8);
+        unknown.known_user = false;
+        let r = redeem(None, &user(), unknown, t0(), &p);
+        assert_eq!(reason(r), RedeemFailure::UnknownUser);
+        let r1 = admin_request(None, 1, &p).unwrap();
+        let late = t0() + Duration::seconds(600);
+        assert_eq!(
+            reason(try_code_at(Some(&r1), 1, late)),
+            RedeemFailure::Expired
+        );
+        let mut malformed = presented(1, 8);
+        malformed.well_formed = false;
+        let r = redeem(Some(&r1), &user(), malformed, t0(), &p);
+        assert_eq!(reason(r), RedeemFailure::Malformed);
+        let (r2, _, _, _) = failed(try_code(&r1, 3));
+        assert_eq!(reason(try_code(&r1, 3)), RedeemFailure::WrongCode);
+        assert_eq!(reason(try_code(&r2, 3)), RedeemFailure::Burned);
+        let mut locked = r1.clone();
+        locked.locked_at = Some(t0());
+        assert_eq!(reason(try_code(&locked, 1)), RedeemFailure::Locked);
     }
 
     #[test]

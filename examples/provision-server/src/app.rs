@@ -11,7 +11,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::routes::{
-    admin, agentxml, api, health, landing, login, selfservice, sites, ssd, tokenindex,
+    admin, agentxml, api, health, landing, login, metrics, selfservice, sites, ssd, tokenindex,
 };
 use crate::state::AppState;
 
@@ -64,10 +64,21 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/users/{username}/unlock", post(api::unlock))
         .route("/api/v1/sites/{site}", get(api::site).put(api::save_site))
-        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/events", get(api::events));
+    let router = if state.metrics_endpoint().enabled {
+        router.route("/metrics", get(metrics::handle))
+    } else {
+        router
+    };
+    // Every answer is counted and timed under its route template (`swivel_http_*`).
+    let router = router
         .layer(timeout)
         .merge(devices)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::http::track,
+        ));
     let hsts = state.secure_cookies();
     let mut router = with_security_headers(router.with_state(state));
     if hsts {

@@ -348,7 +348,8 @@ async fn build_state(
         .log_lines(r.file.log_lines.unwrap_or(1000))
         .instance_name(instance)
         .throttle(r.file.throttle.clone())
-        .request_timeout(r.file.connections.request_timeout());
+        .request_timeout(r.file.connections.request_timeout())
+        .metrics_endpoint(r.file.metrics.endpoint()?);
     if let Some(p) = &r.file.policy {
         builder = builder.initial_policy(p.clone());
     }
@@ -699,6 +700,12 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         }
     });
     crate::shared_log::spawn_purge(state.backend().events.clone(), r.file.events.retention());
+    let metrics = state.metrics_endpoint();
+    if metrics.enabled && metrics.token.is_none() {
+        tracing::warn!(
+            "GET /metrics is open: no [metrics] token or token_file is set (it shows counts, no names)"
+        );
+    }
     let router = crate::app(state.clone());
     let handle = axum_server::Handle::new();
     let shutdown =

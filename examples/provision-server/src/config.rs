@@ -43,6 +43,10 @@
 //!
 //! [throttle]                                # see crate::throttle::ThrottleConfig
 //! trusted_proxies = ["127.0.0.1"]           # believe X-Forwarded-For from these peers only
+//!
+//! [metrics]                                 # GET /metrics; see crate::metrics::MetricsConfig
+//! enabled = true                            # default
+//! token_file = "metrics.token"              # or token = "..."; none: open (counts only)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,6 +57,7 @@ use serde::Deserialize;
 use swivel_provision::Policy;
 
 use crate::error::AppError;
+use crate::metrics::MetricsConfig;
 use crate::throttle::ThrottleConfig;
 
 /// Where messages go for channels without a configured transport (`[outbox]`).
@@ -331,6 +336,9 @@ pub struct FileConfig {
     /// Message delivery: retries, and the durable queue's lease and polling.
     #[serde(default)]
     pub delivery: crate::delivery::DeliveryConfig,
+    /// `GET /metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 impl FileConfig {
@@ -343,6 +351,7 @@ impl FileConfig {
         config.throttle.validate()?;
         config.events.validate()?;
         config.delivery.validate()?;
+        config.metrics.validate()?;
         if let Some(name) = &config.instance_name {
             check_instance_name(name)?;
         }

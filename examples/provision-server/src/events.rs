@@ -1,13 +1,15 @@
 //! The event sink of the server: keeps the last lines of this process (with their time),
-//! forwards every event to `tracing` (stdout) and, when it has one, to the shared event log
-//! in the store ([`SharedLog`]), which the console's Log page and `GET /api/v1/events` read.
+//! forwards every event to `tracing` (stdout), when it has one to the shared event log in
+//! the store ([`SharedLog`]), which the console's Log page and `GET /api/v1/events` read,
+//! and to the metrics ([`Metrics`]).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use swivel_provision::{EventSink, ProvisionEvent, TracingSink};
 use time::OffsetDateTime;
 
+use crate::metrics::Metrics;
 use crate::shared_log::SharedLog;
 
 /// One line of the Log page.
@@ -28,6 +30,7 @@ pub struct EventLog {
     lines: Mutex<VecDeque<LogLine>>,
     capacity: usize,
     shared: Option<SharedLog>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl EventLog {
@@ -37,6 +40,7 @@ impl EventLog {
             lines: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
             shared: None,
+            metrics: None,
         }
     }
 
@@ -46,6 +50,12 @@ impl EventLog {
             shared: Some(shared),
             ..Self::new(capacity)
         }
+    }
+
+    /// Also counts every event in `metrics`.
+    pub fn counting(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The shared event log events go to, if any.
@@ -79,6 +89,9 @@ impl EventSink for EventLog {
         if let Some(shared) = &self.shared {
             shared.push(event);
         }
+        if let Some(metrics) = &self.metrics {
+            metrics.emit(event);
+        }
     }
 }
 
@@ -93,6 +106,7 @@ mod tests {
         for name in ["a", "b", "c"] {
             log.emit(&ProvisionEvent::CodeCreated {
                 username: Username::parse(name).unwrap(),
+                origin: swivel_provision::Origin::Admin,
             });
         }
         let lines: Vec<String> = log.newest_first().into_iter().map(|l| l.text).collect();

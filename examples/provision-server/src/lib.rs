@@ -38,6 +38,7 @@ pub mod event_query;
 pub mod events;
 pub mod files;
 pub mod html;
+pub mod metrics;
 pub mod outbox;
 pub mod pin;
 pub mod readiness;

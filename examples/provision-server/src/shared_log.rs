@@ -165,6 +165,7 @@ mod tests {
     fn created(name: &str) -> ProvisionEvent {
         ProvisionEvent::CodeCreated {
             username: Username::parse(name).unwrap(),
+            origin: swivel_provision::Origin::Admin,
         }
     }
 

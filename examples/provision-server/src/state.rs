@@ -1,5 +1,6 @@
 //! The shared state of every request, and [`StateBuilder`], which assembles it: the
-//! provisioner, the storage parts, PINs, credentials, sessions and the event log.
+//! provisioner, the storage parts, PINs, credentials, sessions, the event log and the
+//! metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use crate::backend::Backend;
 use crate::credentials::Credentials;
 use crate::error::AppError;
 use crate::events::EventLog;
+use crate::metrics::store::Timed;
+use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::pin::PinVault;
 use crate::session::Sessions;
 use crate::shared_log::SharedLog;
@@ -29,6 +32,8 @@ struct Inner {
     throttles: Throttles,
     log: Arc<EventLog>,
     shared_log: SharedLog,
+    metrics: Arc<Metrics>,
+    metrics_endpoint: MetricsEndpoint,
     public_url: String,
     secure_cookies: bool,
     request_timeout: Duration,
@@ -97,6 +102,16 @@ impl AppState {
     /// that a page read right after an action shows it. Returns whether they are.
     pub async fn flush_events(&self, limit: Duration) -> bool {
         self.inner.shared_log.flush(limit).await
+    }
+
+    /// This process's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Whether `GET /metrics` is served, and with which token.
+    pub fn metrics_endpoint(&self) -> &MetricsEndpoint {
+        &self.inner.metrics_endpoint
     }
 
     /// Base URL of this server.
@@ -192,6 +207,7 @@ pub struct StateBuilder {
     instance_name: String,
     throttle: ThrottleConfig,
     request_timeout: Duration,
+    metrics_endpoint: MetricsEndpoint,
 }
 
 impl StateBuilder {
@@ -212,6 +228,7 @@ impl StateBuilder {
             instance_name: "provision-server".into(),
             throttle: ThrottleConfig::default(),
             request_timeout: crate::config::ConnectionLimits::default().request_timeout(),
+            metrics_endpoint: MetricsEndpoint::default(),
         }
     }
 
@@ -284,6 +301,12 @@ impl StateBuilder {
         self
     }
 
+    /// Whether `GET /metrics` is served and with which token (default: served, open).
+    pub fn metrics_endpoint(mut self, endpoint: MetricsEndpoint) -> Self {
+        self.metrics_endpoint = endpoint;
+        self
+    }
+
     /// Loads the policy and builds the state. Must run inside a tokio runtime (the shared
     /// event log's writer task, and the delivery queue when delivery is queued).
     pub async fn build(self) -> Result<AppState, AppError> {
@@ -295,14 +318,26 @@ impl StateBuilder {
         let policy = effective(stored, &auto_links, &auto_site);
         policy.validate().map_err(swivel_provision::Error::from)?;
         let shared_log = SharedLog::start(self.backend.events.clone(), self.instance_name);
-        let log = Arc::new(EventLog::with_shared(self.log_lines, shared_log.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let log = Arc::new(
+            EventLog::with_shared(self.log_lines, shared_log.clone()).counting(metrics.clone()),
+        );
+        // The provisioner's store calls are timed (`swivel_store_call_duration_seconds`).
         let durable = matches!(self.delivery, Delivery::Durable(_));
         let builder = match (&self.backend.jobs, &self.backend.joint) {
-            (Some(jobs), _) if durable => Provisioner::builder().job_store(jobs.clone()),
-            (_, Some(joint)) => Provisioner::builder().store_with_users(joint.clone()),
+            (Some(jobs), _) if durable => Provisioner::builder()
+                .job_store(Arc::new(Timed::new(jobs.clone(), metrics.clone()))),
+            (_, Some(joint)) => Provisioner::builder()
+                .store_with_users(Arc::new(Timed::new(joint.clone(), metrics.clone()))),
             (_, None) => Provisioner::builder()
-                .store(self.backend.codes.clone())
-                .users(self.backend.users.clone()),
+                .store(Arc::new(Timed::new(
+                    self.backend.codes.clone(),
+                    metrics.clone(),
+                )))
+                .users(Arc::new(Timed::new(
+                    self.backend.users.clone(),
+                    metrics.clone(),
+                ))),
         };
         let mut builder = builder
             .sites(self.backend.sites.clone())
@@ -330,6 +365,8 @@ impl StateBuilder {
                 throttles: Throttles::new(self.throttle),
                 log,
                 shared_log,
+                metrics,
+                metrics_endpoint: self.metrics_endpoint,
                 public_url: self.public_url,
                 secure_cookies: self.secure_cookies,
                 request_timeout: self.request_timeout,

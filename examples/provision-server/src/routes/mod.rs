@@ -6,6 +6,7 @@ pub mod api;
 pub mod health;
 pub mod landing;
 pub mod login;
+pub mod metrics;
 pub mod selfservice;
 pub mod sites;
 pub mod ssd;
