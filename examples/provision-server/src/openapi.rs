@@ -64,14 +64,13 @@ problem_responses! {
         "WWW-Authenticate": "`Bearer`";
     /// `404`: no such user or site.
     NotFound: "No such user or site";
-    /// `409`: a code from an administrator is already pending.
-    Conflict: "A code from an administrator is already pending";
     /// `413`: the body is larger than 64 KiB.
     TooLarge: "The request body is larger than 64 KiB";
     /// `423`: the account is locked after too many failures.
     Locked: "The account is locked after too many failed attempts (unlock it first)";
-    /// `429`: too many requests for the user; try again later.
-    TooManyRequests: "Too many requests for this user; try again after Retry-After seconds",
+    /// `429`: too many requests; try again later. The core's rate limit answers so (today
+    /// it limits self-service requests only, not an administrator's).
+    TooManyRequests: "Too many requests; try again after Retry-After seconds",
         "Retry-After": "Seconds until a new request is accepted";
     /// `500`: a server error (no detail).
     ServerError: "A server error (no detail is given)";
@@ -102,8 +101,8 @@ problem_responses! {
     components(
         schemas(Problem),
         responses(
-            BadRequest, Unauthorized, NotFound, Conflict, TooLarge, Locked, TooManyRequests,
-            ServerError, Unavailable
+            BadRequest, Unauthorized, NotFound, TooLarge, Locked, TooManyRequests, ServerError,
+            Unavailable
         )
     ),
     modifiers(&BearerScheme),

@@ -6,7 +6,6 @@
 //! `detail` is the seed wording of the error. A detail never holds a secret or a value from
 //! the request body.
 
-use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -98,7 +97,7 @@ pub async fn as_problem(response: Response) -> Response {
     for (name, value) in &new_parts.headers {
         parts.headers.insert(name.clone(), value.clone());
     }
-    Response::from_parts(parts, Body::new(body))
+    Response::from_parts(parts, body)
 }
 
 /// The API's fallback: `404` for a path under `/api/v1/` that is no resource.

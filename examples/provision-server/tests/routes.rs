@@ -1200,6 +1200,12 @@ async fn json_api_sets_sites_with_every_ssd_flag() {
         ),
         (
             "/api/v1/sites/EDGE",
+            r#"{"hostname":"h","port":"s3cr3t"}"#,
+            "port has a wrong type or value",
+        ),
+        ("/api/v1/sites/EDGE", r#"{"hostname":"h","port":0}"#, "port"),
+        (
+            "/api/v1/sites/EDGE",
             r#"{"hostname":"h","port":80,"ssl":true}"#,
             "ssl",
         ),
@@ -1211,7 +1217,14 @@ async fn json_api_sets_sites_with_every_ssd_flag() {
     ] {
         let r = send(&f.app, call("PUT", uri, Some(&auth), body)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
-        assert!(r.body.contains(says), "{body}: {}", r.body);
+        assert!(detail(&r).contains(says), "{body}: {}", r.body);
+        for value in ["s3cr3t", "70000", "admin"] {
+            assert!(
+                !detail(&r).contains(value),
+                "{body} quoted back: {}",
+                r.body
+            );
+        }
     }
     let r = send(&f.app, call("GET", "/api/v1/sites/EDGE", Some(&auth), "")).await;
     assert!(r.body.contains("h.example"), "{}", r.body);

@@ -260,7 +260,6 @@ pub async fn unlock(
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
         (status = 423, response = crate::openapi::Locked),
         (status = 429, response = crate::openapi::TooManyRequests),
         (status = 500, response = crate::openapi::ServerError),
