@@ -49,7 +49,7 @@ pub async fn unlock(state: &AppState, name: &str) -> Result<Unlocked, AppError> 
 
 /// A user's destinations, group and PIN, as `users add` flags and as the JSON body of
 /// `PUT /api/v1/users/{username}` (every field optional; unknown fields are refused).
-#[derive(Clone, Default, clap::Args, Deserialize)]
+#[derive(Clone, Default, clap::Args, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserFields {
     /// Email address.
@@ -71,6 +71,7 @@ pub struct UserFields {
     pub mobile_group: bool,
     /// The user's PIN (4 to 10 digits), stored encrypted; for `/login`.
     #[arg(long)]
+    #[schema(pattern = "^[0-9]{4,10}$")]
     pub pin: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 //! The router: every route of the server, the 64 KiB request body limit, the request
 //! timeout, and the security headers on every answer (the framework's own rejections
-//! included).
+//! included). Every error answer under `/api/v1/` is a problem ([`crate::problem`]).
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -14,6 +14,7 @@ use crate::routes::{
     admin, agentxml, api, health, landing, login, metrics, selfservice, sites, ssd, tokenindex,
 };
 use crate::state::AppState;
+use crate::{openapi, problem};
 
 /// Largest request body accepted (larger ones get `413 Payload Too Large`).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -27,6 +28,11 @@ pub fn app(state: AppState) -> Router {
     let devices = agentxml_routes()
         .layer(timeout)
         .layer(axum::middleware::map_response(agentxml::as_sas_response));
+    // The JSON API: every error (unknown path, 405, 408, ...) becomes a problem.
+    let api = Router::new()
+        .nest("/api/v1", api_routes())
+        .layer(timeout)
+        .layer(axum::middleware::map_response(problem::as_problem));
     let router = token_index_routes(Router::new())
         .route("/", get(landing::home))
         .route("/healthz", get(health::healthz))
@@ -53,18 +59,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/unlock", post(admin::unlock))
         .route("/admin/policy", get(admin::policy).post(admin::save_policy))
         .route("/admin/sites", get(sites::sites).post(sites::save))
-        .route("/admin/log", get(admin::log))
-        .route(
-            "/api/v1/users/{username}",
-            get(api::user).put(api::save_user),
-        )
-        .route(
-            "/api/v1/users/{username}/reprovision",
-            post(api::reprovision),
-        )
-        .route("/api/v1/users/{username}/unlock", post(api::unlock))
-        .route("/api/v1/sites/{site}", get(api::site).put(api::save_site))
-        .route("/api/v1/events", get(api::events));
+        .route("/admin/log", get(admin::log));
     let router = if state.metrics_endpoint().enabled {
         router.route("/metrics", get(metrics::handle))
     } else {
@@ -74,6 +69,7 @@ pub fn app(state: AppState) -> Router {
     let router = router
         .layer(timeout)
         .merge(devices)
+        .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -117,6 +113,20 @@ fn with_security_headers(mut router: Router) -> Router {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
     router
+}
+
+/// The JSON API, to nest at `/api/v1`: each route documented in the OpenAPI document
+/// ([`crate::openapi::ApiDoc`]; `tests/openapi.rs` checks that none is missing), and a
+/// `404` problem for any other path.
+fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route("/users/{username}", get(api::user).put(api::save_user))
+        .route("/users/{username}/reprovision", post(api::reprovision))
+        .route("/users/{username}/unlock", post(api::unlock))
+        .route("/sites/{site}", get(api::site).put(api::save_site))
+        .route("/events", get(api::events))
+        .fallback(problem::not_found)
 }
 
 /// `/{context}/AgentXML` for every context a site may advertise

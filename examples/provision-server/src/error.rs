@@ -17,6 +17,9 @@ pub enum AppError {
     /// A bad request; the message is shown as is (it must hold no secret).
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is larger than [`crate::app::MAX_BODY_BYTES`].
+    #[error("request body too large")]
+    PayloadTooLarge,
     /// The request needs a console login or a valid API token.
     #[error("unauthorized")]
     Unauthorized,
@@ -47,6 +50,7 @@ impl AppError {
             },
             AppError::Store(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Store(_) | AppError::Setup(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -59,6 +63,7 @@ impl AppError {
         match self {
             AppError::Core(e) => e.public_message(),
             AppError::BadRequest(m) => m.clone(),
+            AppError::PayloadTooLarge => "The request body is too large".into(),
             AppError::Unauthorized => "Unauthorized".into(),
             AppError::Store(_) | AppError::Setup(_) | AppError::Internal(_) => {
                 "Server error, please try again later".into()

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use swivel_provision::{EventQuery, MAX_EVENT_LIMIT, StoredEvent, Username};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -68,7 +67,8 @@ pub fn parse(
         .map(|b| {
             b.parse::<u64>()
                 .ok()
-                .filter(|b| *b > 0)
+                // Stores keep ids as signed 64-bit numbers.
+                .filter(|b| (1..=i64::MAX as u64).contains(b))
                 .ok_or_else(|| bad("before must be an event id (a whole number above 0)"))
         })
         .transpose()?;
@@ -81,7 +81,7 @@ pub fn parse(
 }
 
 /// At most 64 bytes of a caller's text, for an error message.
-fn truncated(s: &str) -> &str {
+pub(crate) fn truncated(s: &str) -> &str {
     let mut end = s.len().min(64);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -104,19 +104,6 @@ pub async fn page(
         None
     };
     Ok((events, next))
-}
-
-/// An event as `GET /api/v1/events` shows it.
-pub fn event_json(e: &StoredEvent) -> Value {
-    json!({
-        "id": e.id,
-        "at": e.at.format(&Rfc3339).unwrap_or_default(),
-        "instance": e.instance,
-        "kind": e.kind,
-        "username": e.username.as_ref().map(Username::as_str),
-        "failure": e.failure,
-        "line": e.line,
-    })
 }
 
 #[cfg(test)]
@@ -162,6 +149,10 @@ mod tests {
             ),
             (vec![("before", "0")], "before must be an event id"),
             (vec![("before", "-3")], "before must be an event id"),
+            (
+                vec![("before", "9223372036854775808")],
+                "before must be an event id",
+            ),
             (vec![("user", "a\u{202e}b")], "user is not a valid username"),
             (vec![("sort", "asc")], "unknown parameter \"sort\""),
         ] {

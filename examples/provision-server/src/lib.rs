@@ -26,6 +26,7 @@
 //! - Data files are private and one server holds a SQLite database at a time ([`files`]).
 
 pub mod actions;
+pub mod api_json;
 pub mod app;
 pub mod backend;
 pub mod cli;
@@ -39,8 +40,10 @@ pub mod events;
 pub mod files;
 pub mod html;
 pub mod metrics;
+pub mod openapi;
 pub mod outbox;
 pub mod pin;
+pub mod problem;
 pub mod readiness;
 pub mod routes;
 pub mod serve;

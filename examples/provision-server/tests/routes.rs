@@ -928,7 +928,7 @@ async fn json_api_with_bearer_token() {
         let r = send(&f.app, call("GET", "/api/v1/users/alice", a)).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{a:?}");
         assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
-        assert_eq!(r.body, r#"{"error":"Unauthorized"}"#);
+        assert_eq!(detail(&r), "Unauthorized");
         let r = send(&f.app, call("POST", "/api/v1/users/alice/reprovision", a)).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
@@ -962,26 +962,26 @@ async fn json_api_with_bearer_token() {
 
     let r = send(&f.app, call("GET", "/api/v1/users/nobody", Some(&auth))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.body, r#"{"error":"Invalid Username"}"#);
+    assert_eq!(detail(&r), "Invalid Username");
     let r = send(
         &f.app,
         call("POST", "/api/v1/users/nobody/reprovision", Some(&auth)),
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.body, r#"{"error":"Invalid Username"}"#);
+    assert_eq!(detail(&r), "Invalid Username");
     let r = send(
         &f.app,
         call("POST", "/api/v1/users/dave/reprovision", Some(&auth)),
     )
     .await;
     assert_eq!(
-        r.body,
-        r#"{"error":"No suitable transport for the user \"dave\" was found"}"#
+        detail(&r),
+        "No suitable transport for the user \"dave\" was found"
     );
     let r = send(&f.app, call("GET", "/api/v1/users/%20", Some(&auth))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.body, r#"{"error":"User not set"}"#);
+    assert_eq!(detail(&r), "User not set");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1200,6 +1200,12 @@ async fn json_api_sets_sites_with_every_ssd_flag() {
         ),
         (
             "/api/v1/sites/EDGE",
+            r#"{"hostname":"h","port":"s3cr3t"}"#,
+            "port has a wrong type or value",
+        ),
+        ("/api/v1/sites/EDGE", r#"{"hostname":"h","port":0}"#, "port"),
+        (
+            "/api/v1/sites/EDGE",
             r#"{"hostname":"h","port":80,"ssl":true}"#,
             "ssl",
         ),
@@ -1211,7 +1217,14 @@ async fn json_api_sets_sites_with_every_ssd_flag() {
     ] {
         let r = send(&f.app, call("PUT", uri, Some(&auth), body)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
-        assert!(r.body.contains(says), "{body}: {}", r.body);
+        assert!(detail(&r).contains(says), "{body}: {}", r.body);
+        for value in ["s3cr3t", "70000", "admin"] {
+            assert!(
+                !detail(&r).contains(value),
+                "{body} quoted back: {}",
+                r.body
+            );
+        }
     }
     let r = send(&f.app, call("GET", "/api/v1/sites/EDGE", Some(&auth), "")).await;
     assert!(r.body.contains("h.example"), "{}", r.body);
@@ -1395,10 +1408,7 @@ async fn a_locked_account_is_shown_and_unlocked_from_the_console_and_the_api() {
     // A reprovision of a locked account says so, with a status a client can act on.
     let r = send(&f.app, api("POST", "/api/v1/users/alice/reprovision")).await;
     assert_eq!(r.status, StatusCode::LOCKED);
-    assert_eq!(
-        r.body,
-        r#"{"error":"Account locked, contact your administrator"}"#
-    );
+    assert_eq!(detail(&r), "Account locked, contact your administrator");
 
     // Unlock without a CSRF token is refused; with it, the console unlocks.
     let r = post_form(
@@ -1434,7 +1444,10 @@ async fn a_locked_account_is_shown_and_unlocked_from_the_console_and_the_api() {
     // The API twin: nothing left to unlock, and an unknown user is 404.
     let r = send(&f.app, api("POST", "/api/v1/users/alice/unlock")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, r#"{"unlocked":false,"username":"alice"}"#);
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"unlocked": false, "username": "alice"})
+    );
     let r = send(&f.app, api("POST", "/api/v1/users/nobody/unlock")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(
@@ -1452,6 +1465,20 @@ fn bearer(uri: &str, auth: Option<&str>) -> Request<Body> {
         b = b.header(header::AUTHORIZATION, a);
     }
     b.body(Body::empty()).unwrap()
+}
+
+/// The `detail` of an API problem (`application/problem+json`, RFC 9457), after checking
+/// that its `status` is the answer's (tests/openapi.rs checks the whole shape).
+fn detail(r: &Reply) -> String {
+    assert_eq!(
+        r.headers[header::CONTENT_TYPE],
+        "application/problem+json",
+        "{}",
+        r.body
+    );
+    let v = json(r);
+    assert_eq!(v["status"], r.status.as_u16(), "{v}");
+    v["detail"].as_str().unwrap().to_owned()
 }
 
 fn json(r: &Reply) -> serde_json::Value {
@@ -1605,7 +1632,7 @@ async fn the_event_api_refuses_bad_queries_and_missing_tokens() {
     for a in [None, Some("Bearer wrong"), Some("Basic x")] {
         let r = send(&f.app, bearer("/api/v1/events", a)).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{a:?}");
-        assert_eq!(r.body, r#"{"error":"Unauthorized"}"#);
+        assert_eq!(detail(&r), "Unauthorized");
     }
     for (query, error) in [
         ("limit=0", "limit must be a whole number from 1 to 1000"),
@@ -1623,6 +1650,8 @@ async fn the_event_api_refuses_bad_queries_and_missing_tokens() {
             "before=-1",
             "before must be an event id (a whole number above 0)",
         ),
+        ("since=", "since is empty; leave it out instead"),
+        ("limit=%20", "limit is empty; leave it out instead"),
         (
             "order=asc",
             "unknown parameter \"order\"; the parameters are user, since, limit, before",
@@ -1634,7 +1663,7 @@ async fn the_event_api_refuses_bad_queries_and_missing_tokens() {
         )
         .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
-        assert_eq!(json(&r), serde_json::json!({ "error": error }), "{query}");
+        assert_eq!(detail(&r), error, "{query}");
     }
     let r = send(
         &f.app,
@@ -1642,12 +1671,7 @@ async fn the_event_api_refuses_bad_queries_and_missing_tokens() {
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        json(&r)["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("user is not a valid username")
-    );
+    assert!(detail(&r).starts_with("user is not a valid username"));
     let r = send(&f.app, bearer("/api/v1/events?limit=1000", Some(&auth))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }

@@ -1,5 +1,6 @@
-//! The JSON API, behind `Authorization: Bearer <token>` (made by
-//! `provision-server api token`):
+//! The JSON API under `/api/v1/`, behind `Authorization: Bearer <token>` (made by
+//! `provision-server api token`); each handler carries its OpenAPI description, which
+//! [`crate::openapi`] gathers into the document served at `GET /api/v1/openapi.json`.
 //!
 //! - `POST /api/v1/users/{username}/reprovision` → `202` with the destination and expiry.
 //! - `GET /api/v1/users/{username}` → the user and their provisioning status.
@@ -15,30 +16,28 @@
 //!   id|null}`: the shared event log of every instance, newest first (`since` RFC 3339,
 //!   `limit` 1 to 1,000, default 100; `before` the `next_before` of the previous page).
 //!
-//! Errors are `{"error": "<seed wording>"}` with a fitting status.
+//! Errors are problems (`application/problem+json`, [`crate::problem`]) with a fitting
+//! status; the `detail` is the seed wording.
 
-use axum::Json;
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{self, HeaderMap};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use swivel_provision::{Origin, ServerSettings, SiteId, Username};
-use time::format_description::well_known::Rfc3339;
+use swivel_provision::{Origin, SiteId, Username};
 
 use crate::actions::UserFields;
+use crate::api_json::{
+    EventJson, EventsJson, ReprovisionJson, SiteFields, SiteJson, UnlockJson, UserJson,
+};
 use crate::error::AppError;
+use crate::problem::Problem;
 use crate::state::AppState;
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-/// An API error as JSON.
+/// An API error: answered as a [`Problem`].
 pub struct ApiError(pub AppError);
 
 impl<E: Into<AppError>> From<E> for ApiError {
@@ -50,15 +49,16 @@ impl<E: Into<AppError>> From<E> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.0.log();
-        let mut response = (
-            self.0.status(),
-            Json(json!({ "error": self.0.public_message() })),
-        )
-            .into_response();
-        if matches!(self.0, AppError::Unauthorized) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let mut response = Problem::new(self.0.status(), self.0.public_message()).into_response();
+        let headers = response.headers_mut();
+        match &self.0 {
+            AppError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            AppError::Core(swivel_provision::Error::RateLimited { retry_after_secs }) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
         }
         response
     }
@@ -80,23 +80,56 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
 }
 
 /// `GET /api/v1/users/{username}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{username}",
+    tag = "users",
+    summary = "A user and their provisioning status",
+    params(("username" = String, Path, example = "alice", description = "The username")),
+    responses(
+        (status = 200, description = "The user", body = UserJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn user(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserJson>, ApiError> {
     authorize(&state, &headers).await?;
     let username = Username::parse(&name)?;
     Ok(Json(user_json(&state, &username).await?))
 }
 
 /// `PUT /api/v1/users/{username}`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{username}",
+    tag = "users",
+    summary = "Add a user, or replace their destinations and group (and PIN, when given)",
+    description = "The same as `provision-server users add`. Every field is checked before \
+        anything is written; a refused body is never quoted back (it may hold a PIN).",
+    params(("username" = String, Path, example = "alice", description = "The username")),
+    request_body = UserFields,
+    responses(
+        (status = 200, description = "The user as saved", body = UserJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 413, response = crate::openapi::TooLarge),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn save_user(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
     body: Result<Json<UserFields>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserJson>, ApiError> {
     authorize(&state, &headers).await?;
     let Json(fields) = body.map_err(body_error)?;
     let saved = crate::actions::save_user(&state, &name, &fields).await?;
@@ -106,24 +139,25 @@ pub async fn save_user(
 /// What a refused JSON body is told. Never the parser's own text: it quotes values, and a
 /// value may be a PIN.
 fn body_error(rejection: JsonRejection) -> AppError {
-    AppError::BadRequest(
-        match rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                "the body must be JSON (Content-Type: application/json)"
-            }
-            JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON",
-            _ => {
-                "the body must be an object with only these fields: email, phone, \
-                 strings_email, strings_phone (strings), mobile_group (true or false), pin \
-                 (a string of 4 to 10 digits)"
-            }
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            AppError::BadRequest("the body must be JSON (Content-Type: application/json)".into())
         }
-        .into(),
-    )
+        JsonRejection::JsonSyntaxError(_) => {
+            AppError::BadRequest("the body is not valid JSON".into())
+        }
+        r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        _ => AppError::BadRequest(
+            "the body must be an object with only these fields: email, phone, \
+             strings_email, strings_phone (strings), mobile_group (true or false), pin \
+             (a string of 4 to 10 digits)"
+                .into(),
+        ),
+    }
 }
 
 /// The user and their provisioning status, as `GET` shows them.
-async fn user_json(state: &AppState, username: &Username) -> Result<Value, ApiError> {
+async fn user_json(state: &AppState, username: &Username) -> Result<UserJson, ApiError> {
     let Some(user) = state.backend().users.find_user(username).await? else {
         return Err(swivel_provision::Error::UnknownUser {
             username: username.to_string(),
@@ -131,56 +165,107 @@ async fn user_json(state: &AppState, username: &Username) -> Result<Value, ApiEr
         .into());
     };
     let status = state.provisioner().status(username).await?;
-    Ok(json!({
-        "username": user.username.as_str(),
-        "mobile_group": user.mobile_group,
-        "destinations": user.destinations.iter().map(|d| json!({"channel": d.channel.as_str(), "address": d.address})).collect::<Vec<_>>(),
-        "pending": status.pending.map(|p| json!({
-            "expires_at": rfc3339(p.expires_at),
-            "attempts_left": p.attempts_left,
-            "origin": match p.origin { Origin::Admin => "admin", Origin::SelfService => "self_service" },
-        })),
-        "device": status.device.map(|d| json!({
-            "provisioned_at": rfc3339(d.provisioned_at),
-            "generation": d.generation,
-            "info": d.info.map(|i| i.to_string()),
-        })),
-        "failures": status.failures,
-        "locked_at": status.locked_at.map(rfc3339),
-    }))
+    Ok(UserJson::new(
+        &user.username,
+        user.mobile_group,
+        &user.destinations,
+        status,
+    ))
 }
 
 /// `GET /api/v1/events`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    summary = "One page of the shared event log of every instance, newest first",
+    description = "A parameter is left out rather than sent empty; an unknown one is refused.",
+    params(
+        ("user" = Option<String>, Query, min_length = 1,
+            description = "Only the events of this user"),
+        ("since" = Option<String>, Query, format = DateTime,
+            description = "Only events at or after this RFC 3339 time"),
+        ("limit" = Option<u16>, Query, minimum = 1, maximum = 1000,
+            description = "Events on the page (default 100)"),
+        ("before" = Option<i64>, Query, minimum = 1,
+            description = "The `next_before` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = EventsJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsJson>, ApiError> {
     authorize(&state, &headers).await?;
     let Query(params) =
         params.map_err(|_| AppError::BadRequest("the query string is not valid".into()))?;
     let query = crate::event_query::parse(&params, crate::event_query::API_DEFAULT_LIMIT)?;
-    let (events, next) = crate::event_query::page(&state, &query).await?;
-    Ok(Json(json!({
-        "events": events.iter().map(crate::event_query::event_json).collect::<Vec<_>>(),
-        "next_before": next,
-    })))
+    // Unlike the Log page's filter form, the API leaves a parameter out rather than send
+    // it empty (as the document says).
+    if let Some((name, _)) = params.iter().find(|(_, v)| v.trim().is_empty()) {
+        return Err(AppError::BadRequest(format!("{name} is empty; leave it out instead")).into());
+    }
+    let (events, next_before) = crate::event_query::page(&state, &query).await?;
+    Ok(Json(EventsJson {
+        events: events.iter().map(EventJson::from).collect(),
+        next_before,
+    }))
 }
 
 /// `POST /api/v1/users/{username}/unlock`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{username}/unlock",
+    tag = "users",
+    summary = "Unlock an account locked after too many failed attempts in a row",
+    params(("username" = String, Path, example = "alice", description = "The username")),
+    responses(
+        (status = 200, description = "Whether there was something to clear", body = UnlockJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn unlock(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UnlockJson>, ApiError> {
     authorize(&state, &headers).await?;
     let done = crate::actions::unlock(&state, &name).await?;
-    Ok(Json(
-        json!({ "username": done.username.as_str(), "unlocked": done.cleared }),
-    ))
+    Ok(Json(UnlockJson {
+        username: done.username.as_str().to_owned(),
+        unlocked: done.cleared,
+    }))
 }
 
 /// `POST /api/v1/users/{username}/reprovision`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{username}/reprovision",
+    tag = "users",
+    summary = "Send the user a new provision code",
+    params(("username" = String, Path, example = "alice", description = "The username")),
+    responses(
+        (status = 202, description = "The code is made and sent (or queued)", body = ReprovisionJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 423, response = crate::openapi::Locked),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn reprovision(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -192,120 +277,109 @@ pub async fn reprovision(
         .provisioner()
         .request_provision(&username, Origin::Admin)
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "username": receipt.username.as_str(),
-            "destination": {"channel": receipt.destination.channel.as_str(), "address": receipt.destination.address},
-            "expires_at": rfc3339(receipt.expires_at),
-            "queued": receipt.queued,
-        })),
-    )
-        .into_response())
-}
-
-/// The body of `PUT /api/v1/sites/{site}`: where devices of the site connect, and the five
-/// SSD flags. `hostname` and `port` are required; unknown fields are refused.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SiteFields {
-    /// Host name devices connect to.
-    pub hostname: String,
-    /// Port.
-    pub port: u16,
-    /// Context path of the AgentXML endpoint: `pinsafe` (default), `sentry` or `proxy`.
-    #[serde(default = "default_context")]
-    pub context: String,
-    /// Devices use HTTPS (SSD `usingSSL`, default false).
-    #[serde(default)]
-    pub using_ssl: bool,
-    /// Push authentication is supported (SSD `pushSupport`, default false).
-    #[serde(default)]
-    pub push_support: bool,
-    /// The server is on the local network (SSD `local`, default false).
-    #[serde(default)]
-    pub local: bool,
-    /// The client asks for a PIN (SSD `pin`, default true).
-    #[serde(default = "yes")]
-    pub pin: bool,
-    /// OATH tokens are used (SSD `oath`, default false).
-    #[serde(default)]
-    pub oath: bool,
-}
-
-fn default_context() -> String {
-    "pinsafe".into()
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl From<SiteFields> for ServerSettings {
-    fn from(f: SiteFields) -> Self {
-        ServerSettings {
-            hostname: f.hostname,
-            port: f.port,
-            connection_type: f.context,
-            using_ssl: f.using_ssl,
-            push_support: f.push_support,
-            local: f.local,
-            pin: f.pin,
-            oath: f.oath,
-        }
-    }
-}
-
-fn site_json(site: &SiteId, s: &ServerSettings) -> Value {
-    json!({
-        "site": site.as_str(),
-        "hostname": s.hostname,
-        "port": s.port,
-        "context": s.connection_type,
-        "using_ssl": s.using_ssl,
-        "push_support": s.push_support,
-        "local": s.local,
-        "pin": s.pin,
-        "oath": s.oath,
-    })
+    Ok((StatusCode::ACCEPTED, Json(ReprovisionJson::from(&receipt))).into_response())
 }
 
 /// `GET /api/v1/sites/{site}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites/{site}",
+    tag = "sites",
+    summary = "What server settings discovery answers for the Site ID",
+    params(("site" = String, Path, example = "DEMO",
+        description = "The Site ID (1 to 64 letters, digits, '-', '_', '.')")),
+    responses(
+        (status = 200, description = "The site", body = SiteJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn site(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(site): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SiteJson>, ApiError> {
     authorize(&state, &headers).await?;
     let site = SiteId::parse(&site)?;
     let Some(settings) = state.backend().sites.find_site(&site).await? else {
         return Err(swivel_provision::Error::UnknownServerId.into());
     };
-    Ok(Json(site_json(&site, &settings)))
+    Ok(Json(SiteJson::new(&site, &settings)))
 }
 
 /// `PUT /api/v1/sites/{site}`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sites/{site}",
+    tag = "sites",
+    summary = "Add or replace a site",
+    description = "The same as `provision-server sites add`.",
+    params(("site" = String, Path, example = "DEMO",
+        description = "The Site ID (1 to 64 letters, digits, '-', '_', '.')")),
+    request_body = SiteFields,
+    responses(
+        (status = 200, description = "The site as saved", body = SiteJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 413, response = crate::openapi::TooLarge),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn save_site(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(site): Path<String>,
     body: Result<Json<SiteFields>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SiteJson>, ApiError> {
     authorize(&state, &headers).await?;
     let Json(fields) = body.map_err(site_body_error)?;
     let saved = crate::actions::save_site(&state, &site, fields.into()).await?;
-    Ok(Json(site_json(&saved.site, &saved.settings)))
+    Ok(Json(SiteJson::new(&saved.site, &saved.settings)))
 }
 
-/// What a refused site body is told: a site holds no secret, so the parser's own text
-/// (which field, what was expected) is shown.
+/// What a refused site body is told: which field is wrong (a key the client sent is
+/// shortened to 64 bytes), never a value.
 fn site_body_error(rejection: JsonRejection) -> AppError {
-    match rejection {
-        JsonRejection::JsonDataError(e) => AppError::BadRequest(format!(
-            "the body must be an object with hostname (a string), port (1 to 65535) and \
-             optionally context, using_ssl, push_support, local, pin, oath: {}",
-            e.body_text()
-        )),
-        other => body_error(other),
-    }
+    const SHAPE: &str = "the body must be an object with hostname (a string), port (1 to \
+                         65535) and optionally context, using_ssl, push_support, local, pin, \
+                         oath (true or false)";
+    let JsonRejection::JsonDataError(e) = &rejection else {
+        return body_error(rejection);
+    };
+    let parsed = std::error::Error::source(e)
+        .and_then(std::error::Error::source)
+        .and_then(|s| s.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>());
+    let Some(parsed) = parsed else {
+        return AppError::BadRequest(SHAPE.into());
+    };
+    let path = parsed.path().to_string();
+    let what = if path != "." {
+        format!(
+            "{} has a wrong type or value",
+            crate::event_query::truncated(&path)
+        )
+    } else {
+        // At the top level: a missing field (its name is ours) or an unknown one.
+        let inner = parsed.inner().to_string();
+        match between_backticks(&inner) {
+            Some(field) if inner.starts_with("missing field") => {
+                format!("{} is missing", crate::event_query::truncated(field))
+            }
+            Some(field) if inner.starts_with("unknown field") => {
+                format!("unknown field {}", crate::event_query::truncated(field))
+            }
+            _ => "it is not such an object".into(),
+        }
+    };
+    AppError::BadRequest(format!("{SHAPE}: {what}"))
+}
+
+fn between_backticks(s: &str) -> Option<&str> {
+    let start = s.find('`')? + 1;
+    let len = s[start..].find('`')?;
+    Some(&s[start..start + len])
 }
