@@ -25,6 +25,7 @@
 //! [outbox]                                  # default: on when neither [smtp] nor [sms] is set
 //! enabled = true                            # carry channels that have no transport
 //! print = false                             # also print messages (live codes) on stdout
+//! dir = "/var/spool/provision"              # default: <data-dir>/outbox
 //!
 //! [postgres]                                # with a postgres:// database; see PostgresConfig
 //! pool_size = 16                            # connections per instance
@@ -72,6 +73,35 @@ pub struct OutboxConfig {
     /// turns it on.
     #[serde(default)]
     pub print: bool,
+    /// The directory the messages are written into (created if missing); a relative path is
+    /// taken from the data directory. Default: `<data-dir>/outbox`. Instances of a cluster
+    /// may share one: each job is written there once, by whichever instance delivers it.
+    pub dir: Option<PathBuf>,
+}
+
+impl OutboxConfig {
+    /// Checks that `dir`, when given, is not empty.
+    pub fn validate(&self) -> Result<(), AppError> {
+        if self
+            .dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().to_string_lossy().trim().is_empty())
+        {
+            return Err(AppError::Setup(
+                "invalid configuration: outbox.dir must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The directory messages go into: `dir` (taken from `data_dir` when relative), else
+    /// `<data_dir>/outbox`.
+    pub fn dir_in(&self, data_dir: &Path) -> PathBuf {
+        match &self.dir {
+            Some(dir) => data_dir.join(dir),
+            None => data_dir.join("outbox"),
+        }
+    }
 }
 
 /// Connection limits and timeouts (`[connections]`).
@@ -347,6 +377,7 @@ impl FileConfig {
         let config: Self = toml::from_str(text)
             .map_err(|e| AppError::Setup(format!("invalid configuration: {e}")))?;
         config.connections.validate()?;
+        config.outbox.validate()?;
         config.postgres.validate()?;
         config.throttle.validate()?;
         config.events.validate()?;
@@ -407,6 +438,21 @@ mod tests {
         );
         let c = FileConfig::parse("[smtp]\nhost = \"x\"\n[outbox]\nenabled = true\n").unwrap();
         assert!(c.outbox_enabled());
+        let data = Path::new("/srv/data");
+        assert_eq!(c.outbox.dir_in(data), data.join("outbox"));
+        let c = FileConfig::parse("[outbox]\ndir = \"/var/spool/provision\"\n").unwrap();
+        assert_eq!(c.outbox.dir_in(data), Path::new("/var/spool/provision"));
+        let c = FileConfig::parse("[outbox]\ndir = \"spool\"\n").unwrap();
+        assert_eq!(c.outbox.dir_in(data), data.join("spool"));
+        for bad in ["dir = \"\"", "dir = \"  \"", "dir = 3"] {
+            let e = FileConfig::parse(&format!("[outbox]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("dir"), "{bad}: {e}");
+        }
+        let e = FileConfig::parse("[outbox]\ndir = \"\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("outbox.dir must not be empty"),
+            "{e}"
+        );
         let c = FileConfig::parse("[connections]\nheader_timeout_secs = 2\n").unwrap();
         assert_eq!(c.connections.header_timeout_secs, 2);
         assert_eq!(c.connections.request_timeout_secs, 30);

@@ -1,9 +1,15 @@
 //! The default transport: each message becomes a file
 //! `<data-dir>/outbox/<unix-ms>-<username>.txt` (destination, subject, body with the code
-//! and links), printed to stdout too when asked (`--demo` or `[outbox] print = true`). A
-//! message from the durable queue carries a `Message-ID` line with its job, and its file
-//! is `<unix-ms of the code's creation>-<username>-<job id>.txt`: a job delivered twice
-//! (the queue delivers at least once) is written once.
+//! and links; the directory is `[outbox] dir` when set), printed to stdout too when asked
+//! (`--demo` or `[outbox] print = true`). A message from the durable queue carries a
+//! `Message-ID` line with its job, and its file is
+//! `<unix-ms of the code's creation>-<username>-<job id>.txt`: a job delivered twice (the
+//! queue delivers at least once), by one instance or by two sharing the directory, is
+//! written once.
+//!
+//! Each file is written whole under a temporary name and then given its own, never
+//! replacing a file: a crash while writing leaves at most a `.*.tmp` file behind, never a
+//! partial message that a second delivery of the job would take for the whole one.
 //!
 //! # Security
 //! The files hold live provision codes. They are created with mode 0600 in a 0700 directory
@@ -69,14 +75,20 @@ fn file_safe(name: &str) -> String {
         .collect()
 }
 
+/// Writes `text` into a new file at `path` (mode 0600), whole or not at all: into a
+/// temporary file (`.*.tmp`) of the same directory first, synced, then moved to `path`
+/// unless a file is there already (`AlreadyExists`). A crash leaves no partial message
+/// under `path`, at worst a temporary file, so a job found written was written whole.
 fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".").suffix(".tmp");
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    let mut file = builder.tempfile_in(dir)?;
     file.write_all(text.as_bytes())?;
-    file.sync_all()
+    file.as_file().sync_all()?;
+    file.persist_noclobber(path).map(drop).map_err(|e| e.error)
 }
 
 #[async_trait]
@@ -161,5 +173,26 @@ mod tests {
     #[test]
     fn names_are_file_safe() {
         assert_eq!(file_safe("al/ice ../x"), "al_ice_.._x");
+    }
+
+    #[test]
+    fn a_file_is_written_once_whole_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.txt");
+        write_new(&path, "first").unwrap();
+        let again = write_new(&path, "second").unwrap_err();
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "first");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["m.txt"], "no temporary file left");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

@@ -17,8 +17,9 @@ use crate::outbox::OutboxTransport;
 pub type Route = (Channel, Arc<dyn Transport>, String);
 
 /// The transports for `config`; with the outbox enabled ([`FileConfig::outbox_enabled`]),
-/// the outbox in `<data_dir>/outbox` for channels without a configured transport. `print`
-/// also prints outbox messages to stdout.
+/// the outbox in its directory ([`crate::config::OutboxConfig::dir_in`], by default
+/// `<data_dir>/outbox`) for channels without a configured transport. `print` also prints
+/// outbox messages to stdout.
 pub fn from_config(
     config: &FileConfig,
     data_dir: &Path,
@@ -26,7 +27,7 @@ pub fn from_config(
 ) -> Result<Vec<Route>, AppError> {
     let outbox = config
         .outbox_enabled()
-        .then(|| Arc::new(OutboxTransport::new(data_dir.join("outbox"), print)));
+        .then(|| Arc::new(OutboxTransport::new(config.outbox.dir_in(data_dir), print)));
     let mut out: Vec<Route> = Vec::new();
     match &config.smtp {
         Some(table) => {

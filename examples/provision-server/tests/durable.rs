@@ -6,9 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{ServerProcess, http_bearer, http_call, outbox_file_user, outbox_files};
+use common::{
+    ServerProcess, api_json, http_bearer, http_call, outbox_file_user, outbox_files, wait_for,
+};
 
 const TOKEN: &str = "durable-queue-test-token-0123456789";
 const USERS: usize = 10;
@@ -34,16 +36,7 @@ fn start(data: &Path, config: &str, token: &str) -> ServerProcess {
 }
 
 fn api(server: &ServerProcess, method: &str, path: &str, body: &str) -> (u16, String) {
-    let auth = format!("Authorization: Bearer {TOKEN}");
-    http_call(
-        &server.addr(),
-        method,
-        path,
-        &[&auth, "Content-Type: application/json"],
-        body,
-        Duration::from_secs(10),
-    )
-    .unwrap()
+    api_json(&server.addr(), TOKEN, method, path, body)
 }
 
 /// Adds `USERS` users and asks a code for each through the API (queued: 200).
@@ -75,14 +68,6 @@ fn queue_codes(server: &ServerProcess) -> Vec<String> {
 fn block_outbox(data: &Path) {
     std::fs::create_dir_all(data).unwrap();
     std::fs::write(data.join("outbox"), "not a directory").unwrap();
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn field<'a>(text: &'a str, name: &str) -> &'a str {

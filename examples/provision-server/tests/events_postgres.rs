@@ -115,25 +115,6 @@ fn log_page(server: &ServerProcess, password: &str) -> String {
     page
 }
 
-/// A private data directory holding a copy of `key` (instances of a cluster share the
-/// server key).
-fn data_dir_with_key(dir: &Path, key: &Path) -> std::path::PathBuf {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let data = dir.join("beta-data");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&data)
-        .unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(data.join("server.key"))
-        .unwrap();
-    std::io::Write::write_all(&mut file, &std::fs::read(key).unwrap()).unwrap();
-    data
-}
-
 #[test]
 fn an_event_on_one_instance_is_listed_by_the_other() {
     let test = "an_event_on_one_instance_is_listed_by_the_other";
@@ -158,7 +139,8 @@ fn an_event_on_one_instance_is_listed_by_the_other() {
         "{}",
         alpha.output()
     );
-    let beta_data = data_dir_with_key(dir.path(), &alpha_data.join("server.key"));
+    let beta_data =
+        common::data_dir_with_key(dir.path(), "beta-data", &alpha_data.join("server.key"));
     let beta = ServerProcess::start_with(
         &beta_data,
         &["--config", &beta_config, "--api-token-file", token_arg],

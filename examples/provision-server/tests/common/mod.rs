@@ -147,6 +147,12 @@ impl ServerProcess {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// Sends SIGKILL and waits for the process to end (its output stays readable).
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill provision-server");
+        self.child.wait().expect("wait for provision-server");
+    }
+
     /// The exit status once the process has ended, or `None` if it still runs after
     /// `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
@@ -209,6 +215,49 @@ pub fn outbox_files(data_dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+/// A private data directory `dir/name` holding a copy of `key` (instances of a cluster
+/// share the server key).
+pub fn data_dir_with_key(dir: &Path, name: &str, key: &Path) -> PathBuf {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let data = dir.join(name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&data)
+        .unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(data.join("server.key"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, &std::fs::read(key).unwrap()).unwrap();
+    data
+}
+
+/// Waits (polling every 100 ms) until `done`, failing the test after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A JSON API call: `method path` on `addr` with the bearer `token` and the JSON `body`;
+/// the status and the body (panics on an I/O error).
+pub fn api_json(addr: &str, token: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let auth = format!("Authorization: Bearer {token}");
+    http_call(
+        addr,
+        method,
+        path,
+        &[&auth, "Content-Type: application/json"],
+        body,
+        Duration::from_secs(10),
+    )
+    .unwrap()
 }
 
 /// Posts the `/login` form of a running server (username and one-time code) with `client`
