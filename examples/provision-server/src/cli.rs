@@ -703,7 +703,7 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
     let metrics = state.metrics_endpoint();
     if metrics.enabled && metrics.token.is_none() {
         tracing::warn!(
-            "GET /metrics is open: no [metrics] token or token_file is set (it shows counts, no names)"
+            "GET /metrics answers only this host (loopback): no [metrics] token or token_file is set"
         );
     }
     let router = crate::app(state.clone());

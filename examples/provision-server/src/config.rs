@@ -47,7 +47,7 @@
 //!
 //! [metrics]                                 # GET /metrics; see crate::metrics::MetricsConfig
 //! enabled = true                            # default
-//! token_file = "metrics.token"              # or token = "..."; none: open (counts only)
+//! token_file = "metrics.token"              # or token = "..."; none: loopback clients only
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -301,7 +301,7 @@ impl StateBuilder {
         self
     }
 
-    /// Whether `GET /metrics` is served and with which token (default: served, open).
+    /// Whether `GET /metrics` is served and with which token (default: served to loopback clients, no token).
     pub fn metrics_endpoint(mut self, endpoint: MetricsEndpoint) -> Self {
         self.metrics_endpoint = endpoint;
         self

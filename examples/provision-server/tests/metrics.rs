@@ -26,6 +26,14 @@ use common::oneshot::{Reply, send};
 const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const METRICS_TOKEN: &str = "metrics-token-0123456789";
 
+/// Served, with [`METRICS_TOKEN`] (the fixture's client is not on loopback).
+fn with_token() -> MetricsEndpoint {
+    MetricsEndpoint {
+        enabled: true,
+        token: Some(SecretString::from(METRICS_TOKEN)),
+    }
+}
+
 struct Fixture {
     state: AppState,
     app: Router,
@@ -244,7 +252,7 @@ fn wrong(code: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_action_moves_its_counter() {
-    let f = fixture(MetricsEndpoint::default()).await;
+    let f = fixture(with_token()).await;
     let s0 = scrape(&f).await;
 
     // An administrator's code through the API: created (admin), sent by email.
@@ -275,7 +283,8 @@ async fn each_action_moves_its_counter() {
     );
     // The route template, never the raw path (a label value with braces, which this parser
     // skips: read from the text).
-    let body = scrape_body(&f.app, None).await.body;
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    let body = scrape_body(&f.app, Some(&bearer)).await.body;
     assert!(
         body.contains(
             "swivel_http_requests_total{method=\"POST\",route=\"/api/v1/users/{username}/reprovision\",status=\"202\"} 1"
@@ -542,9 +551,20 @@ async fn the_token_is_enforced_when_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_open_endpoint_and_a_disabled_one() {
+async fn without_a_token_only_loopback_clients_read_it_and_it_can_be_disabled() {
+    // Open counters tell a remote guesser what the uniform device errors hide (an unknown
+    // name moves another counter than a known one): without a token, only this host reads
+    // them.
     let f = fixture(MetricsEndpoint::default()).await;
-    assert_eq!(scrape_body(&f.app, None).await.status, StatusCode::OK);
+    let remote = scrape_body(&f.app, None).await;
+    assert_eq!(remote.status, StatusCode::UNAUTHORIZED, "{}", remote.body);
+    assert!(
+        !remote.body.contains("swivel_"),
+        "no metric to a remote client"
+    );
+    let local =
+        app(f.state.clone()).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 4000))));
+    assert_eq!(scrape_body(&local, None).await.status, StatusCode::OK);
     let f = fixture(MetricsEndpoint {
         enabled: false,
         token: None,
@@ -580,10 +600,15 @@ fn the_server_reads_the_token_file() {
         common::http_bearer(&server.addr(), "GET", "/metrics", METRICS_TOKEN, limit).unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("swivel_http_requests_total"), "{body}");
-    assert!(!server.output().contains("GET /metrics is open"));
-    // Without a token the server says at start that the endpoint is open.
+    assert!(
+        !server
+            .output()
+            .contains("GET /metrics answers only this host")
+    );
+    // Without a token the server says at start that only this host reads it (the test
+    // client is on loopback).
     let open = common::ServerProcess::start(&dir.path().join("data2"));
-    open.wait_for_output("GET /metrics is open");
+    open.wait_for_output("GET /metrics answers only this host");
     let (status, _) = common::http_get(&open.addr(), "/metrics", limit).unwrap();
     assert_eq!(status, 200);
 }
@@ -592,7 +617,7 @@ fn the_server_reads_the_token_file() {
 async fn the_durable_queue_depth_and_oldest_age_are_read_at_scrape_time() {
     let mut config = swivel_provision::DurableConfig::new("metrics");
     config.initial_backoff = std::time::Duration::from_secs(3600);
-    let f = fixture_with(MetricsEndpoint::default(), Delivery::Durable(config)).await;
+    let f = fixture_with(with_token(), Delivery::Durable(config)).await;
     let s0 = scrape(&f).await;
     assert_eq!(s0.value("swivel_delivery_queue_depth", &[]), 0.0);
     // Every delivery fails transiently: the messages stay queued.

@@ -4,7 +4,7 @@
 //! ```toml
 //! [metrics]
 //! enabled = true                # default; false removes GET /metrics
-//! token_file = "metrics.token"  # or token = "..."; none: the endpoint is open
+//! token_file = "metrics.token"  # or token = "..."; none: loopback clients only
 //! ```
 
 use std::path::PathBuf;
@@ -25,8 +25,9 @@ pub struct MetricsConfig {
     /// Serve `GET /metrics` (default true).
     pub enabled: bool,
     /// The bearer token a scraper must send (`Authorization: Bearer ...`), at least
-    /// [`MIN_TOKEN_BYTES`] bytes. Without one (and without `token_file`) the endpoint is
-    /// open: it shows counts and latencies, no name or secret.
+    /// [`MIN_TOKEN_BYTES`] bytes. Without one (and without `token_file`) the endpoint
+    /// answers only clients on this host (loopback): its counters tell what happened to
+    /// one's own request, which the uniform device errors hide from others.
     pub token: Option<SecretString>,
     /// A file holding the token (surrounding white space ignored), read at start. Not
     /// with `token`.
@@ -105,12 +106,12 @@ impl MetricsConfig {
 pub struct MetricsEndpoint {
     /// Serve `GET /metrics`.
     pub enabled: bool,
-    /// The bearer token; `None`: open.
+    /// The bearer token; `None`: loopback clients only.
     pub token: Option<SecretString>,
 }
 
 impl Default for MetricsEndpoint {
-    /// Served, open.
+    /// Served to loopback clients, no token.
     fn default() -> Self {
         Self {
             enabled: true,
@@ -120,12 +121,17 @@ impl Default for MetricsEndpoint {
 }
 
 impl MetricsEndpoint {
-    /// Whether `presented` (the bearer token of a request, if any) may read the metrics:
-    /// always when no token is configured, else when it is the token (compared in
-    /// constant time).
-    pub fn allows(&self, presented: Option<&str>) -> bool {
+    /// Whether a request from `client` presenting `presented` (its bearer token, if any)
+    /// may read the metrics: with a token configured, when it is the token (compared in
+    /// constant time); without one, only from this host (a loopback client address).
+    ///
+    /// # Security
+    /// Open counters tell a remote guesser what the uniform device errors hide (a redeem
+    /// for an unknown name moves another counter than one for a known name), so without a
+    /// token nobody else reads them.
+    pub fn allows(&self, presented: Option<&str>, client: std::net::IpAddr) -> bool {
         match (&self.token, presented) {
-            (None, _) => true,
+            (None, _) => client.is_loopback(),
             (Some(token), Some(presented)) => presented
                 .as_bytes()
                 .ct_eq(token.expose_secret().as_bytes())
@@ -145,13 +151,15 @@ mod tests {
         let c = FileConfig::parse("").unwrap();
         let e = c.metrics.endpoint().unwrap();
         assert!(e.enabled && e.token.is_none());
-        assert!(e.allows(None));
+        let (local, remote): (std::net::IpAddr, std::net::IpAddr) =
+            ("127.0.0.1".parse().unwrap(), "192.0.2.1".parse().unwrap());
+        assert!(e.allows(None, local) && !e.allows(None, remote));
         let c = FileConfig::parse("[metrics]\nenabled = false\n").unwrap();
         assert!(!c.metrics.enabled);
         let c = FileConfig::parse("[metrics]\ntoken = \"0123456789abcdef\"\n").unwrap();
         let e = c.metrics.endpoint().unwrap();
-        assert!(e.allows(Some("0123456789abcdef")));
-        assert!(!e.allows(Some("0123456789abcdeF")) && !e.allows(None));
+        assert!(e.allows(Some("0123456789abcdef"), remote));
+        assert!(!e.allows(Some("0123456789abcdeF"), local) && !e.allows(None, local));
         assert!(!format!("{c:?}{e:?}").contains("0123456789abcdef"));
         for (bad, says) in [
             (
@@ -184,7 +192,7 @@ mod tests {
             ..MetricsConfig::default()
         };
         let e = c.endpoint().unwrap();
-        assert!(e.allows(Some("fedcba9876543210")));
+        assert!(e.allows(Some("fedcba9876543210"), "192.0.2.1".parse().unwrap()));
         std::fs::write(&file, "\n").unwrap();
         let err = c.endpoint().unwrap_err().to_string();
         assert!(err.contains("at least 16 bytes, got 0"), "{err}");

@@ -1,26 +1,32 @@
 //! `GET /metrics`: every metric ([`crate::metrics`]) in the OpenMetrics text format. With a
 //! configured token (`[metrics] token` or `token_file`) it needs
-//! `Authorization: Bearer <token>`, else it answers `401`; without one it is open (it
-//! shows counts and latencies, no name or secret).
+//! `Authorization: Bearer <token>`, else it answers `401`; without one it answers only
+//! clients on this host (loopback), `401` to others: its counters, though they hold no name
+//! or secret, tell what happened to one's own request.
 
 use axum::extract::State;
 use axum::http::header::{self, HeaderMap};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::client::ClientIp;
 use crate::state::AppState;
 
 /// The content type of the answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics`.
-pub async fn handle(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn handle(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+) -> Response {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if !state.metrics_endpoint().allows(presented) {
+    if !state.metrics_endpoint().allows(presented, client) {
         tracing::warn!("metrics request without the right token");
         return (
             StatusCode::UNAUTHORIZED,
