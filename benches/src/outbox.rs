@@ -196,6 +196,15 @@ fn drain(
             continue;
         };
         let Some((user, code)) = parse_message(&text) else {
+            // A device-bound notice of a run's user (no code): not needed; removed so that
+            // listings stay short.
+            let ours = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("User: "))
+                .any(|u| u.trim().starts_with(prefix));
+            if ours {
+                let _ = std::fs::remove_file(&path);
+            }
             continue;
         };
         if !user.starts_with(prefix) {

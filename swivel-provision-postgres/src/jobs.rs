@@ -17,7 +17,8 @@
 use async_trait::async_trait;
 use swivel_provision::store::MAX_UPDATE_ATTEMPTS;
 use swivel_provision::{
-    Channel, JobId, JobStep, JobStore, QueueDepth, QueuedJob, RecordKey, StoreError, Updated,
+    Channel, JobId, JobKind, JobStep, JobStore, QueueDepth, QueuedJob, RecordKey, StoreError,
+    Updated,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -27,7 +28,7 @@ use crate::codes::{Step, decode_username};
 use crate::error::PostgresError;
 use crate::store::PostgresStore;
 
-/// The record's insert (parameters 1–5 as `codes::INSERT`) with its job (6–12,
+/// The record's insert (parameters 1–5 as `codes::INSERT`) with its job (6–13,
 /// [`JobColumns::params`]); returns how many records it wrote (0 or 1).
 pub(crate) const INSERT_WITH_JOB: &str = "WITH written AS (
          INSERT INTO records (username, version, body, device_id_hash, pending_expires_at)
@@ -35,16 +36,17 @@ pub(crate) const INSERT_WITH_JOB: &str = "WITH written AS (
          ON CONFLICT DO NOTHING
          RETURNING username),
      replaced AS (
-         DELETE FROM delivery_jobs WHERE username IN (SELECT username FROM written)),
+         DELETE FROM delivery_jobs
+         WHERE username IN (SELECT username FROM written) AND kind = 'code'),
      queued AS (
          INSERT INTO delivery_jobs
-             (id, username, channel, created_at, due_at, expires_at, attempts, sealed)
+             (id, username, channel, created_at, due_at, expires_at, attempts, sealed, kind)
          SELECT $6::text, username, $7::text, $8::timestamptz, $9::timestamptz,
-                $10::timestamptz, $11::integer, $12::bytea
+                $10::timestamptz, $11::integer, $12::bytea, $13::text
          FROM written)
      SELECT count(*) FROM written";
 
-/// The record's update (parameters 1–6 as `codes::UPDATE`) with its job (7–13,
+/// The record's update (parameters 1–6 as `codes::UPDATE`) with its job (7–14,
 /// [`JobColumns::params`]); returns how many records it wrote (0 or 1).
 pub(crate) const UPDATE_WITH_JOB: &str = "WITH written AS (
          UPDATE records
@@ -52,12 +54,13 @@ pub(crate) const UPDATE_WITH_JOB: &str = "WITH written AS (
          WHERE username = $1 AND version = $2
          RETURNING username),
      replaced AS (
-         DELETE FROM delivery_jobs WHERE username IN (SELECT username FROM written)),
+         DELETE FROM delivery_jobs
+         WHERE username IN (SELECT username FROM written) AND kind = 'code'),
      queued AS (
          INSERT INTO delivery_jobs
-             (id, username, channel, created_at, due_at, expires_at, attempts, sealed)
+             (id, username, channel, created_at, due_at, expires_at, attempts, sealed, kind)
          SELECT $7::text, username, $8::text, $9::timestamptz, $10::timestamptz,
-                $11::timestamptz, $12::integer, $13::bytea
+                $11::timestamptz, $12::integer, $13::bytea, $14::text
          FROM written)
      SELECT count(*) FROM written";
 
@@ -75,7 +78,10 @@ const CLAIM: &str = "WITH due AS MATERIALIZED (
      UPDATE delivery_jobs j SET due_at = $3, lease_owner = $4
      FROM due WHERE j.id = due.id
      RETURNING j.id, j.username, j.channel, j.created_at, j.due_at, j.expires_at,
-               j.attempts, j.sealed, due.due_at";
+               j.attempts, j.sealed, due.due_at, j.kind";
+const ADD: &str = "INSERT INTO delivery_jobs
+         (id, username, channel, created_at, due_at, expires_at, attempts, sealed, kind)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const FINISH: &str = "DELETE FROM delivery_jobs WHERE id = $1";
 const RETRY: &str = "UPDATE delivery_jobs SET due_at = $3, attempts = $4, lease_owner = NULL
      WHERE id = $1 AND lease_owner = $2";
@@ -97,6 +103,7 @@ pub(crate) struct JobColumns<'a> {
     expires_at: OffsetDateTime,
     attempts: i32,
     sealed: &'a [u8],
+    kind: &'static str,
 }
 
 impl<'a> JobColumns<'a> {
@@ -109,11 +116,12 @@ impl<'a> JobColumns<'a> {
             expires_at: job.expires_at,
             attempts: attempts_to_sql(job.attempts)?,
             sealed: &job.sealed,
+            kind: job.kind.as_str(),
         })
     }
 
     /// The parameters after the record's, in the statements' order.
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 8] {
         [
             &self.id,
             &self.channel,
@@ -122,6 +130,7 @@ impl<'a> JobColumns<'a> {
             &self.expires_at,
             &self.attempts,
             &self.sealed,
+            &self.kind,
         ]
     }
 }
@@ -145,6 +154,7 @@ fn claimed(row: &Row) -> Result<(OffsetDateTime, QueuedJob), StoreError> {
         attempts: u32::try_from(attempts)
             .map_err(|_| PostgresError::OutOfRange("delivery attempts"))?,
         sealed: row.try_get(7).map_err(get)?,
+        kind: JobKind::parse(row.try_get::<_, &str>(9).map_err(get)?)?,
     };
     Ok((row.try_get(8).map_err(get)?, job))
 }
@@ -182,6 +192,27 @@ impl JobStore for PostgresStore {
         // RETURNING keeps no order: earliest first, as the rows were picked.
         jobs.sort_by(|(a_due, a), (b_due, b)| (a_due, &a.id).cmp(&(b_due, &b.id)));
         Ok(jobs.into_iter().map(|(_, job)| job).collect())
+    }
+
+    async fn add_job(&self, job: &QueuedJob) -> Result<(), StoreError> {
+        let c = JobColumns::of(job)?;
+        let username = job.username.as_str();
+        self.exec(
+            ADD,
+            &[
+                &c.id,
+                &username,
+                &c.channel,
+                &c.created_at,
+                &c.due_at,
+                &c.expires_at,
+                &c.attempts,
+                &c.sealed,
+                &c.kind,
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn finish_job(&self, id: &JobId) -> Result<bool, StoreError> {

@@ -64,6 +64,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
              id          TEXT PRIMARY KEY,
              username    TEXT NOT NULL,
              channel     TEXT NOT NULL,
+             kind        TEXT NOT NULL CHECK (kind IN ('code', 'notice')),
              created_at  TIMESTAMPTZ NOT NULL,
              due_at      TIMESTAMPTZ NOT NULL,
              expires_at  TIMESTAMPTZ NOT NULL,

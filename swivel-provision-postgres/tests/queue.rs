@@ -11,9 +11,9 @@ use std::time::Duration as StdDuration;
 use common::TestSchema;
 use swivel_provision::testing::{ManualClock, RecordingTransport};
 use swivel_provision::{
-    Channel, CodeStore, Delivery, Destination, DurableConfig, JobId, JobStore, LinkTemplates,
-    Origin, Policy, ProvisionRecord, Provisioner, QueuedJob, RecordKey, ServerKey, StoreError,
-    Updated, UserAdmin, UserEntry, Username,
+    Channel, CodeStore, Delivery, Destination, DurableConfig, JobId, JobKind, JobStore,
+    LinkTemplates, Origin, Policy, ProvisionRecord, Provisioner, QueuedJob, RecordKey, ServerKey,
+    StoreError, Updated, UserAdmin, UserEntry, Username,
 };
 use swivel_provision_postgres::PostgresStore;
 use time::{Duration, OffsetDateTime};
@@ -35,6 +35,7 @@ fn job(user: &Username) -> QueuedJob {
         id: JobId::generate(),
         username: user.clone(),
         channel: Channel::Email,
+        kind: JobKind::Code,
         created_at: t0(),
         due_at: t0(),
         expires_at: t0() + Duration::minutes(10),

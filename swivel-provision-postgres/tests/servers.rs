@@ -167,25 +167,35 @@ fn outbox_files(data_dir: &Path, user: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = entries
         .map(|e| e.unwrap().path())
         .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .ends_with(&format!("-{user}.txt"))
+            // `<ms>-<user>.txt`, or `<ms>-<user>-<job id>.txt` from the durable queue.
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".txt") else {
+                return false;
+            };
+            let stem = match stem.rsplit_once('-') {
+                Some((rest, id)) if id.len() == 32 => rest,
+                _ => stem,
+            };
+            stem.ends_with(&format!("-{user}"))
         })
         .collect();
     files.sort();
     files
 }
 
-/// The provision code of the newest outbox message for `user`.
+/// The provision code of the newest outbox message for `user` that carries one (device-bound
+/// notices carry none).
 fn latest_code(data_dir: &Path, user: &str) -> String {
-    let files = outbox_files(data_dir, user);
-    let text = std::fs::read_to_string(files.last().expect("an outbox message for the user"))
-        .expect("read the outbox message");
-    text.lines()
-        .find_map(|l| l.strip_prefix("Provision code:"))
-        .map(|s| s.trim().to_owned())
-        .expect("a Provision code line in the message")
+    outbox_files(data_dir, user)
+        .iter()
+        .rev()
+        .find_map(|f| {
+            let text = std::fs::read_to_string(f).expect("read the outbox message");
+            text.lines()
+                .find_map(|l| l.strip_prefix("Provision code:"))
+                .map(|s| s.trim().to_owned())
+        })
+        .expect("an outbox message with a Provision code line for the user")
 }
 
 /// One HTTP/1.1 POST over a fresh loopback connection; returns (status, body).

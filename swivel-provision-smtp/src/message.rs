@@ -27,10 +27,12 @@ pub(crate) struct Templates {
 }
 
 impl Templates {
+    /// The subject; the templates are for provision codes, so a device-bound notice always
+    /// gets the built-in subject, text and HTML.
     fn subject(&self, m: &ProvisionMessage) -> String {
         let s = match &self.subject {
-            Some(t) => t.render(m),
-            None => ProvisionMessage::SUBJECT.to_owned(),
+            Some(t) if m.notice().is_none() => t.render(m),
+            _ => m.subject().to_owned(),
         };
         // A header value is one line.
         s.split(['\r', '\n'])
@@ -41,8 +43,8 @@ impl Templates {
 
     fn text(&self, m: &ProvisionMessage) -> String {
         match &self.text {
-            Some(t) => t.render(m),
-            None => m.text_body(),
+            Some(t) if m.notice().is_none() => t.render(m),
+            _ => m.text_body(),
         }
     }
 
@@ -50,8 +52,8 @@ impl Templates {
     fn html(&self, m: &ProvisionMessage) -> (String, bool) {
         let has_qr = m.qr().is_some();
         match &self.html {
-            Some(t) => (t.render(m), has_qr && t.uses_qr()),
-            None => (default_html(m), has_qr),
+            Some(t) if m.notice().is_none() => (t.render(m), has_qr && t.uses_qr()),
+            _ => (default_html(m), has_qr),
         }
     }
 }
@@ -118,6 +120,44 @@ mod tests {
             .find_map(|l| l.strip_prefix("Message-ID: "))
             .expect("a Message-ID header")
             .to_owned()
+    }
+
+    #[test]
+    fn a_device_notice_uses_the_built_in_words_escaped_and_carries_no_code() {
+        let notice = ProvisionMessage::device_notice(
+            Username::parse("alice").unwrap(),
+            Destination::email("alice@example.com").unwrap(),
+            swivel_provision::DeviceNotice {
+                at: time::OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap(),
+                device: Some(swivel_provision::DeviceInfo {
+                    model: Some("<b>Pixel</b>".into()),
+                    ..Default::default()
+                }),
+            },
+        );
+        let custom = Templates {
+            subject: Some(Template::parse("subject", "Code for {username}", false).unwrap()),
+            text: Some(Template::parse("text_template", "Code {code}", false).unwrap()),
+            html: None,
+        };
+        let from: Mailbox = "provision@example.com".parse().unwrap();
+        let to: Mailbox = "alice@example.com".parse().unwrap();
+        let email = build(&from, to, &custom, &notice).unwrap();
+        let raw = String::from_utf8(email.formatted()).unwrap();
+        assert!(
+            raw.contains("Subject: A new device was provisioned"),
+            "{raw}"
+        );
+        let text = custom.text(&notice);
+        assert!(text.contains("2024-01-01 00:00 UTC"), "{text}");
+        assert!(!text.contains("Code "), "the code template is not used");
+        let (html, qr) = custom.html(&notice);
+        assert!(
+            html.contains("&lt;b&gt;Pixel&lt;/b&gt;"),
+            "escaped in HTML: {html}"
+        );
+        assert!(!html.contains("<b>Pixel"), "{html}");
+        assert!(!qr, "no QR code in a notice");
     }
 
     #[test]

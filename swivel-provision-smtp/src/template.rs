@@ -193,6 +193,20 @@ fn qr_img_tag() -> String {
 /// HTML-escaped; parts the message does not carry are left out.
 pub fn default_html(message: &ProvisionMessage) -> String {
     let e = escape_html;
+    if message.notice().is_some() {
+        // A device-bound notice: its text, escaped (the device information comes from the
+        // device), one paragraph per line.
+        let paragraphs: String = message
+            .text_body()
+            .split("\n\n")
+            .map(|p| format!("<p>{}</p>\n", e(p).replace('\n', "<br>\n")))
+            .collect();
+        return format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n\
+             <body style=\"font-family: sans-serif\">\n{paragraphs}</body></html>\n",
+            ProvisionMessage::NOTICE_SUBJECT
+        );
+    }
     let mut out = String::from(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Mobile Provision Code</title></head>\n\
          <body style=\"font-family: sans-serif\">\n",

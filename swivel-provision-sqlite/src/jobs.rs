@@ -7,8 +7,8 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
 use swivel_provision::{
-    Channel, JobId, JobStep, JobStore, QueueDepth, QueuedJob, RecordKey, StoreError, Updated,
-    Username,
+    Channel, JobId, JobKind, JobStep, JobStore, QueueDepth, QueuedJob, RecordKey, StoreError,
+    Updated, Username,
 };
 use time::OffsetDateTime;
 
@@ -16,7 +16,8 @@ use crate::codes::{Step, unix_nanos};
 use crate::error::SqliteError;
 use crate::store::SqliteStore;
 
-const COLUMNS: &str = "id, username, channel, created_ns, due_ns, expires_ns, attempts, sealed";
+const COLUMNS: &str =
+    "id, username, channel, created_ns, due_ns, expires_ns, attempts, sealed, kind";
 
 fn from_nanos(n: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(n))
@@ -24,7 +25,7 @@ fn from_nanos(n: i64) -> Result<OffsetDateTime, StoreError> {
 }
 
 /// The columns of one job row, as read.
-type RawJob = (String, String, String, i64, i64, i64, i64, Vec<u8>);
+type RawJob = (String, String, String, i64, i64, i64, i64, Vec<u8>, String);
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
     Ok((
@@ -36,17 +37,19 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
     ))
 }
 
 fn to_job(raw: RawJob) -> Result<QueuedJob, StoreError> {
-    let (id, username, channel, created, due, expires, attempts, sealed) = raw;
+    let (id, username, channel, created, due, expires, attempts, sealed, kind) = raw;
     Ok(QueuedJob {
         id: JobId::parse(&id)?,
         username: Username::parse(&username).map_err(StoreError::backend)?,
         channel: channel
             .parse::<Channel>()
             .map_err(|_| StoreError::backend("a delivery job has an unknown channel"))?,
+        kind: JobKind::parse(&kind)?,
         created_at: from_nanos(created)?,
         due_at: from_nanos(due)?,
         expires_at: from_nanos(expires)?,
@@ -56,26 +59,32 @@ fn to_job(raw: RawJob) -> Result<QueuedJob, StoreError> {
     })
 }
 
-/// Inside the update that queues `job`: deletes the user's other jobs and inserts this one.
+/// Inside the update that queues `job`: deletes the user's other code jobs (notices stay)
+/// and inserts this one.
 pub(crate) fn replace_jobs(
     conn: &Connection,
     path: &Path,
     job: &QueuedJob,
 ) -> Result<(), SqliteError> {
-    let sql = |e| SqliteError::from_sqlite(path, e);
-    conn.prepare_cached("DELETE FROM delivery_jobs WHERE username = ?1")
+    conn.prepare_cached("DELETE FROM delivery_jobs WHERE username = ?1 AND kind = 'code'")
         .and_then(|mut s| s.execute([job.username.as_str()]))
-        .map_err(sql)?;
+        .map_err(|e| SqliteError::from_sqlite(path, e))?;
+    insert_job(conn, path, job)
+}
+
+/// Inserts one job.
+fn insert_job(conn: &Connection, path: &Path, job: &QueuedJob) -> Result<(), SqliteError> {
     conn.prepare_cached(
-        "INSERT INTO delivery_jobs
-             (id, username, channel, created_ns, due_ns, expires_ns, attempts, lease_owner, sealed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)",
+        "INSERT INTO delivery_jobs (id, username, channel, kind, created_ns, due_ns,
+                                    expires_ns, attempts, lease_owner, sealed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
             job.id.as_str(),
             job.username.as_str(),
             job.channel.as_str(),
+            job.kind.as_str(),
             unix_nanos(job.created_at),
             unix_nanos(job.due_at),
             unix_nanos(job.expires_at),
@@ -83,7 +92,7 @@ pub(crate) fn replace_jobs(
             job.sealed,
         ])
     })
-    .map_err(sql)?;
+    .map_err(|e| SqliteError::from_sqlite(path, e))?;
     Ok(())
 }
 
@@ -91,6 +100,14 @@ pub(crate) fn replace_jobs(
 impl JobStore for SqliteStore {
     async fn update_with_job(&self, key: RecordKey, step: JobStep) -> Result<Updated, StoreError> {
         self.db.update(key, Step::WithJob(step)).await
+    }
+
+    async fn add_job(&self, job: &QueuedJob) -> Result<(), StoreError> {
+        let job = job.clone();
+        Ok(self
+            .db
+            .run(true, move |conn, path| insert_job(conn, path, &job))
+            .await?)
     }
 
     async fn claim_jobs(

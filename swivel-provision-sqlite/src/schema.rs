@@ -56,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
         id          TEXT PRIMARY KEY NOT NULL,   -- JobId: 32 hex digits
         username    TEXT NOT NULL,
         channel     TEXT NOT NULL,
+        kind        TEXT NOT NULL,               -- code (one per user) or notice
         created_ns  INTEGER NOT NULL,            -- unix nanoseconds
         due_ns      INTEGER NOT NULL,            -- next attempt, or the end of the lease
         expires_ns  INTEGER NOT NULL,            -- the code's expiry

@@ -115,6 +115,7 @@ async fn two_stores_on_one_file_hand_each_job_out_once() {
             id: JobId::generate(),
             username: name.clone(),
             channel: Channel::Email,
+            kind: JobKind::Code,
             created_at: t0,
             due_at: t0,
             expires_at: t0 + Duration::minutes(10),

@@ -44,13 +44,14 @@ impl Default for QueueConfig {
 pub(crate) struct Job {
     pub(crate) message: ProvisionMessage,
     pub(crate) transport: Arc<dyn Transport>,
-    pub(crate) code_hash: CodeHash,
+    /// The code's hash, to revoke it when delivery fails (`None`: a notice).
+    pub(crate) code_hash: Option<CodeHash>,
 }
 
 /// Called when a queued delivery failed for good, to revoke the code.
 #[cfg(feature = "tokio")]
 pub(crate) type OnFailure =
-    Arc<dyn Fn(ProvisionMessage, CodeHash) -> futures_lite::BoxFuture + Send + Sync>;
+    Arc<dyn Fn(ProvisionMessage, Option<CodeHash>) -> futures_lite::BoxFuture + Send + Sync>;
 
 #[cfg(feature = "tokio")]
 pub(crate) mod futures_lite {
@@ -147,10 +148,23 @@ impl Queue {
                             destination: job.message.destination.clone(),
                         }),
                         Err(e) => {
-                            events.emit(&ProvisionEvent::DeliveryFailed {
-                                username: job.message.username.clone(),
-                                destination: job.message.destination.clone(),
-                                error: e.to_string(),
+                            let (username, destination, error) = (
+                                job.message.username.clone(),
+                                job.message.destination.clone(),
+                                e.to_string(),
+                            );
+                            events.emit(&if job.code_hash.is_some() {
+                                ProvisionEvent::DeliveryFailed {
+                                    username,
+                                    destination,
+                                    error,
+                                }
+                            } else {
+                                ProvisionEvent::NoticeFailed {
+                                    username,
+                                    destination,
+                                    error,
+                                }
                             });
                             on_failure(job.message, job.code_hash).await;
                         }
@@ -164,7 +178,7 @@ impl Queue {
     }
 
     /// Queues a job; fails (giving back its code hash) when the queue is full or stopped.
-    pub(crate) fn push(&self, job: Job) -> Result<(), CodeHash> {
+    pub(crate) fn push(&self, job: Job) -> Result<(), Option<CodeHash>> {
         self.idle
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);

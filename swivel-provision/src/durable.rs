@@ -142,7 +142,8 @@ impl DurableQueue {
         Self { shared }
     }
 
-    /// Seals a message into a new job (for [`JobStore::update_with_job`]).
+    /// Seals a message into a new job (for [`JobStore::update_with_job`] and
+    /// [`JobStore::add_job`]).
     pub(crate) fn sealer(&self) -> &JobSealer {
         &self.shared.sealer
     }
@@ -266,38 +267,47 @@ impl Shared {
         let destination = message.destination.clone();
         if job.expires_at <= self.clock.now() {
             self.finish(&job).await;
-            self.events.emit(&ProvisionEvent::MessageExpired {
-                username,
-                destination,
+            self.events.emit(&match code_hash {
+                Some(_) => ProvisionEvent::MessageExpired {
+                    username,
+                    destination,
+                },
+                None => ProvisionEvent::NoticeFailed {
+                    username,
+                    destination,
+                    error: "not delivered within a day".into(),
+                },
             });
             return;
         }
-        // Still the user's pending code? A new request, a redeem or a revoke since the job
-        // was queued make the message pointless.
-        match self.store.load(&username).await {
-            Ok(record) => {
-                let current = record
-                    .as_ref()
-                    .and_then(|r| r.pending.as_ref())
-                    .is_some_and(|p| p.code_hash.ct_eq(&code_hash));
-                if !current {
-                    self.finish(&job).await;
-                    self.events.emit(&ProvisionEvent::MessageCancelled {
-                        username,
-                        destination,
-                    });
+        // A code's message: still the user's pending code? A new request, a redeem or a
+        // revoke since the job was queued make it pointless. (A notice is always sent.)
+        if let Some(code_hash) = &code_hash {
+            match self.store.load(&username).await {
+                Ok(record) => {
+                    let current = record
+                        .as_ref()
+                        .and_then(|r| r.pending.as_ref())
+                        .is_some_and(|p| p.code_hash.ct_eq(code_hash));
+                    if !current {
+                        self.finish(&job).await;
+                        self.events.emit(&ProvisionEvent::MessageCancelled {
+                            username,
+                            destination,
+                        });
+                        return;
+                    }
+                }
+                Err(e) => {
+                    // Try again later, without counting an attempt.
+                    let due = self.clock.now() + self.config.backoff(1);
+                    let _ = self
+                        .store
+                        .retry_job(&job.id, &self.config.owner, due, job.attempts)
+                        .await;
+                    tracing::warn!(target: "swivel_provision", "delivery queue: reading the record failed: {e}");
                     return;
                 }
-            }
-            Err(e) => {
-                // Try again later, without counting an attempt.
-                let due = self.clock.now() + self.config.backoff(1);
-                let _ = self
-                    .store
-                    .retry_job(&job.id, &self.config.owner, due, job.attempts)
-                    .await;
-                tracing::warn!(target: "swivel_provision", "delivery queue: reading the record failed: {e}");
-                return;
             }
         }
         let Some(transport) = self
@@ -344,17 +354,26 @@ impl Shared {
         }
     }
 
-    /// Fails a job for good: deleted, reported, its code revoked.
+    /// Fails a job for good: deleted, reported, and a code's code revoked.
     async fn fail(
         &self,
         job: &QueuedJob,
         destination: Destination,
-        code_hash: CodeHash,
+        code_hash: Option<CodeHash>,
         error: String,
     ) {
         self.finish(job).await;
+        let username = job.username.clone();
+        let Some(code_hash) = code_hash else {
+            self.events.emit(&ProvisionEvent::NoticeFailed {
+                username,
+                destination,
+                error,
+            });
+            return;
+        };
         self.events.emit(&ProvisionEvent::DeliveryFailed {
-            username: job.username.clone(),
+            username,
             destination,
             error,
         });

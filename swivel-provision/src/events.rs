@@ -72,6 +72,16 @@ pub enum ProvisionEvent {
         /// The user.
         username: Username,
     },
+    /// A device-bound notice could not be delivered (failed for good, or not within a
+    /// day).
+    NoticeFailed {
+        /// The user.
+        username: Username,
+        /// The destination.
+        destination: Destination,
+        /// Why (no secret).
+        error: String,
+    },
     /// `User "{u}" can now reprovision their mobile device.`
     CanReprovision {
         /// The user.
@@ -311,6 +321,17 @@ impl ProvisionEvent {
                 "Message to user: {} dropped: it does not open with this server key.",
                 val(escaped, username.as_str())
             ),
+            NoticeFailed {
+                username,
+                destination,
+                error,
+            } => write!(
+                f,
+                "Device notice to user: {}, destination: {} could not be delivered: {}",
+                val(escaped, username.as_str()),
+                val(escaped, &destination.address),
+                error
+            ),
             CanReprovision { username } => {
                 write!(
                     f,
@@ -417,6 +438,7 @@ impl ProvisionEvent {
                 | DeliveryFailed { .. }
                 | MessageExpired { .. }
                 | MessageUnreadable { .. }
+                | NoticeFailed { .. }
                 | ProvisionFailed { .. }
                 | CodeBurned { .. }
                 | UnknownMobileUser
@@ -442,6 +464,7 @@ impl ProvisionEvent {
             MessageExpired { .. } => "message_expired",
             MessageCancelled { .. } => "message_cancelled",
             MessageUnreadable { .. } => "message_unreadable",
+            NoticeFailed { .. } => "notice_failed",
             CanReprovision { .. } => "can_reprovision",
             Provisioned { .. } => "provisioned",
             ProvisionFailed { .. } => "provision_failed",
@@ -470,6 +493,7 @@ impl ProvisionEvent {
             | MessageExpired { username, .. }
             | MessageCancelled { username, .. }
             | MessageUnreadable { username }
+            | NoticeFailed { username, .. }
             | CanReprovision { username }
             | Provisioned { username, .. }
             | ProvisionFailed { username, .. }

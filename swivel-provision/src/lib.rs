@@ -7,8 +7,13 @@
 //!
 //! Storage, transports, the user directory, the clock and randomness are traits
 //! ([`CodeStore`], [`UserRepository`], [`Transport`], [`StringGenerator`],
-//! [`SiteDirectory`], [`Clock`], [`EventSink`], [`EventStore`]); the [`Provisioner`] owns every rule of
-//! the state machine (see [`state`]), so every store behaves the same.
+//! [`SiteDirectory`], [`Clock`], [`EventSink`], [`EventStore`], and [`JobStore`] for the
+//! durable delivery queue); the [`Provisioner`] owns every rule of the state machine (see
+//! [`state`]) and of the queue (`Delivery::Durable`), so every store behaves the same.
+//!
+//! After each successful redeem the user is told that a new device was bound
+//! ([`DeviceNotice`], policy [`Policy::notify_device_bound`], default on), the way provision
+//! messages go.
 //!
 //! (The end-to-end example lives in the crate README and in `Provisioner`'s docs.)
 //!
@@ -80,13 +85,13 @@ pub use provisioner::{
     Delivery, DeviceStatus, DownloadedStrings, PendingStatus, ProvisionStatus, Provisioner,
     ProvisionerBuilder, RequestReceipt,
 };
-pub use queue::{JobId, JobStep, JobStore, QueueDepth, QueuedJob};
+pub use queue::{JobId, JobKind, JobStep, JobStore, QueueDepth, QueuedJob};
 pub use record::{Device, Origin, PendingCode, ProvisionRecord};
 pub use settings::SettingsStore;
 pub use site::{CONTEXTS, ServerSettings, SiteAdmin, SiteDirectory};
 pub use store::{CodeStore, RecordKey, UpdateStep, Updated};
 pub use strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, one_time_code};
-pub use transport::{ProvisionLinks, ProvisionMessage, QrImage, Transport};
+pub use transport::{DeviceNotice, ProvisionLinks, ProvisionMessage, QrImage, Transport};
 pub use types::{Channel, Destination, DeviceInfo, Pin, Purpose, SiteId, Username};
 pub use users::{UserAdmin, UserEntry, UserRepository};
 

@@ -221,6 +221,11 @@ pub struct Policy {
     /// user's security-string destination instead of the alert one (each falls back to the
     /// other when the user has none with a transport).
     pub provision_code_as_security_string: bool,
+    /// Tell the user when a new device was bound to the account (default Yes; NIST SP
+    /// 800-63B §6.1.2.1): after each successful redeem a short notice (when, which device
+    /// information was logged, what to do if it was not them; no code, no Id) goes to the
+    /// user's other destination, or to the same one.
+    pub notify_device_bound: bool,
 }
 
 impl Default for Policy {
@@ -241,6 +246,7 @@ impl Default for Policy {
             mobile_policies: Vec::new(),
             token_index: true,
             provision_code_as_security_string: false,
+            notify_device_bound: true,
         }
     }
 }
@@ -348,6 +354,7 @@ impl Policy {
         "links.complete",
         "site_id",
         "token_index",
+        "notify_device_bound",
         "provision_code_as_security_string",
     ];
 
@@ -418,6 +425,9 @@ impl Policy {
                 next.allow_self_provision = parse_bool("allow_self_provision", value)?
             }
             "log_device_info" => next.log_device_info = parse_bool("log_device_info", value)?,
+            "notify_device_bound" => {
+                next.notify_device_bound = parse_bool("notify_device_bound", value)?
+            }
             "validity_secs" => next.set_validity_secs(parse_num("validity_secs", value)?)?,
             "max_attempts" => next.set_max_attempts(parse_num("max_attempts", value)?)?,
             "max_otc_failures" => {
@@ -509,6 +519,7 @@ impl Policy {
         Some(match key {
             "allow_self_provision" => yes_no(self.allow_self_provision),
             "log_device_info" => yes_no(self.log_device_info),
+            "notify_device_bound" => yes_no(self.notify_device_bound),
             "validity_secs" => self.validity_secs.to_string(),
             "code_length" => self.code.length.to_string(),
             "code_alphabet" => match self.code.alphabet {

@@ -28,7 +28,7 @@ use crate::site::{ServerSettings, SiteDirectory};
 use crate::state::{self, Purge, Redeem};
 use crate::store::{CodeStore, RecordKey, UpdateStep, Updated};
 use crate::strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, otc_eq, split_otc};
-use crate::transport::{ProvisionLinks, ProvisionMessage, Transport};
+use crate::transport::{DeviceNotice, ProvisionLinks, ProvisionMessage, Transport};
 use crate::types::{Channel, Destination, DeviceInfo, Pin, Purpose, SiteId, Username};
 use crate::users::{UserEntry, UserRepository};
 
@@ -359,15 +359,20 @@ impl ProvisionerBuilder {
                     .map_err(|_| Error::Missing("tokio runtime for the delivery queue"))?;
                 let store = store.clone();
                 let events = self.events.clone();
-                let on_failure: crate::delivery::OnFailure =
-                    Arc::new(move |message: ProvisionMessage, code_hash: CodeHash| {
+                let on_failure: crate::delivery::OnFailure = Arc::new(
+                    move |message: ProvisionMessage, code_hash: Option<CodeHash>| {
                         let store = store.clone();
                         Box::pin(async move {
-                            // Best effort: the failure was reported already.
-                            let _ =
-                                cancel_pending(store.as_ref(), &message.username, &code_hash).await;
+                            // Best effort: the failure was reported already. A notice has
+                            // no code to revoke.
+                            if let Some(code_hash) = code_hash {
+                                let _ =
+                                    cancel_pending(store.as_ref(), &message.username, &code_hash)
+                                        .await;
+                            }
                         })
-                    });
+                    },
+                );
                 Some(Queue::start(config, events, on_failure, runtime))
             }
         };
@@ -664,6 +669,82 @@ impl Provisioner {
             qr: std::sync::OnceLock::new(),
             render_qr: cfg!(feature = "qr"),
             job_id: None,
+            notice: None,
+        }
+    }
+
+    /// Where a device-bound notice goes: the user's destination with a transport other
+    /// than the one provision codes go to, else that same one.
+    fn notice_route(
+        transports: &[(Channel, Arc<dyn Transport>)],
+        user: &UserEntry,
+        policy: &Policy,
+    ) -> Option<(Destination, Arc<dyn Transport>)> {
+        let (code_destination, code_transport) = Self::route(transports, user, policy)?;
+        user.destinations
+            .iter()
+            .filter(|d| **d != code_destination)
+            .find_map(|d| {
+                transports
+                    .iter()
+                    .find(|(c, _)| *c == d.channel)
+                    .map(|(_, t)| (d.clone(), t.clone()))
+            })
+            .or(Some((code_destination, code_transport)))
+    }
+
+    /// Sends a device-bound notice the way provision messages go (queued durably, queued in
+    /// the process, or at once). Its failure is reported as an event; the redeem stands.
+    async fn send_notice(
+        &self,
+        username: &Username,
+        destination: Destination,
+        transport: Arc<dyn Transport>,
+        notice: DeviceNotice,
+    ) {
+        let message =
+            ProvisionMessage::device_notice(username.clone(), destination.clone(), notice);
+        let failed = |error: &str| ProvisionEvent::NoticeFailed {
+            username: username.clone(),
+            destination: destination.clone(),
+            error: error.to_owned(),
+        };
+        #[cfg(feature = "tokio")]
+        let queued = ProvisionEvent::MessageQueued {
+            username: username.clone(),
+            destination: destination.clone(),
+        };
+        #[cfg(feature = "tokio")]
+        if let Some((jobs, worker)) = &self.inner.durable {
+            let job = worker.sealer().seal(&message, None, self.now());
+            match jobs.add_job(&job).await {
+                Ok(()) => {
+                    self.emit(queued);
+                    worker.wake();
+                }
+                Err(e) => self.emit(failed(&format!("could not be queued: {e}"))),
+            }
+            return;
+        }
+        #[cfg(feature = "tokio")]
+        if let Some(queue) = &self.inner.queue {
+            let job = Job {
+                message,
+                transport,
+                code_hash: None,
+            };
+            match queue.push(job) {
+                Ok(()) => self.emit(queued),
+                Err(_) => self.emit(failed("delivery queue is full")),
+            }
+            return;
+        }
+        match transport.deliver(&message).await {
+            Ok(()) => self.emit(ProvisionEvent::MessageSent {
+                username: username.clone(),
+                destination,
+            }),
+            Err(e) => self.emit(failed(&e.to_string())),
         }
     }
 
@@ -733,7 +814,7 @@ impl Provisioner {
                     expires_at,
                 );
                 let (_, worker) = inner.durable.as_ref().expect("durable delivery");
-                let job = worker.sealer().seal(&message, code_hash, now);
+                let job = worker.sealer().seal(&message, Some(code_hash), now);
                 Ok((Some((next, job)), (expires_at, destination)))
             })())
         });
@@ -840,7 +921,7 @@ impl Provisioner {
         let job = Job {
             message,
             transport,
-            code_hash,
+            code_hash: Some(code_hash),
         };
         let receipt = |queued| RequestReceipt {
             username: username.clone(),
@@ -861,7 +942,7 @@ impl Provisioner {
                     });
                     Ok(receipt(true))
                 }
-                Err(code_hash) => {
+                Err(_) => {
                     cancel_pending(self.inner.store.as_ref(), username, &code_hash).await?;
                     Err(Error::Transport(crate::error::TransportError::transient(
                         "delivery queue is full",
@@ -991,8 +1072,12 @@ impl Provisioner {
             },
         };
         let now = self.now();
-        let (name, step_presented, step_policy) =
-            (username.clone(), presented.clone(), policy.clone());
+        let (name, step_presented, step_policy, inner) = (
+            username.clone(),
+            presented.clone(),
+            policy.clone(),
+            Arc::clone(&self.inner),
+        );
         let (known_user, outcome) = update_with_user(&self.inner, username, move |user, cur| {
             let presented = state::Presented {
                 known_user: user.is_some(),
@@ -1001,7 +1086,13 @@ impl Provisioner {
             let known_user = presented.known_user;
             Ok(
                 match state::redeem(cur, &name, presented, now, &step_policy) {
-                    Redeem::Provisioned(next) => (Some(next), (known_user, None)),
+                    Redeem::Provisioned(next) => {
+                        // Where the device-bound notice goes, read with the user.
+                        let notice = user
+                            .filter(|_| step_policy.notify_device_bound)
+                            .and_then(|u| Self::notice_route(&inner.transports, u, &step_policy));
+                        (Some(next), (known_user, Err(notice)))
+                    }
                     Redeem::Failed {
                         next,
                         cause,
@@ -1010,18 +1101,30 @@ impl Provisioner {
                         locked,
                     } => (
                         Some(next),
-                        (known_user, Some((cause, reason, burned, locked))),
+                        (known_user, Ok((cause, reason, burned, locked))),
                     ),
                 },
             )
         })
         .await?;
-        let Some((cause, reason, burned, locked)) = outcome else {
-            self.emit(ProvisionEvent::Provisioned {
-                username: username.clone(),
-                device: presented.info.filter(|_| policy.log_device_info),
-            });
-            return Ok(id);
+        let (cause, reason, burned, locked) = match outcome {
+            Ok(failure) => failure,
+            Err(notice) => {
+                let logged = presented.info.filter(|_| policy.log_device_info);
+                self.emit(ProvisionEvent::Provisioned {
+                    username: username.clone(),
+                    device: logged.clone(),
+                });
+                if let Some((destination, transport)) = notice {
+                    let notice = DeviceNotice {
+                        at: now,
+                        device: logged,
+                    };
+                    self.send_notice(username, destination, transport, notice)
+                        .await;
+                }
+                return Ok(id);
+            }
         };
         if known_user {
             self.emit(ProvisionEvent::ProvisionFailed {

@@ -80,6 +80,39 @@ impl fmt::Display for JobId {
     }
 }
 
+/// What a job carries, in clear for the store: a provision code's message (one per user:
+/// a new code's message replaces it), or a notice (kept beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JobKind {
+    /// The message of a provision code.
+    Code,
+    /// A device-bound notice ([`Policy::notify_device_bound`](crate::Policy::notify_device_bound)).
+    Notice,
+}
+
+impl JobKind {
+    /// `code` or `notice`, as stores keep it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Code => "code",
+            JobKind::Notice => "notice",
+        }
+    }
+
+    /// Reads what [`JobKind::as_str`] wrote.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for anything else.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "code" => Ok(JobKind::Code),
+            "notice" => Ok(JobKind::Notice),
+            _ => Err(StoreError::backend("a delivery job has an unknown kind")),
+        }
+    }
+}
+
 /// A queued message as a [`JobStore`] keeps it: what scheduling needs in clear, the
 /// message sealed.
 #[derive(Clone, PartialEq, Eq)]
@@ -90,6 +123,8 @@ pub struct QueuedJob {
     pub username: Username,
     /// Which transport delivers it.
     pub channel: Channel,
+    /// A code's message or a notice.
+    pub kind: JobKind,
     /// When it was queued.
     pub created_at: OffsetDateTime,
     /// When it may be claimed next: the next attempt, or, while claimed, the end of the
@@ -109,6 +144,7 @@ impl fmt::Debug for QueuedJob {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("channel", &self.channel)
+            .field("kind", &self.kind)
             .field("created_at", &self.created_at)
             .field("due_at", &self.due_at)
             .field("expires_at", &self.expires_at)
@@ -143,9 +179,9 @@ pub type JobStep = Box<
 ///
 /// # What an implementer must guarantee
 /// - [`update_with_job`](JobStore::update_with_job) writes the step's record and its job in
-///   one transaction, and in the same transaction deletes every other job of that user (a
-///   new code's message replaces the old code's unsent one); nothing at all when the step
-///   returns `None` or the record is not written.
+///   one transaction, and in the same transaction deletes every other [`JobKind::Code`] job
+///   of that user (a new code's message replaces the old code's unsent one; notices stay);
+///   nothing at all when the step returns `None` or the record is not written.
 /// - [`claim_jobs`](JobStore::claim_jobs) is atomic across every process and instance
 ///   sharing the store: a job due at `now` is handed to one claimer, and to another only
 ///   after its lease ran out.
@@ -153,8 +189,12 @@ pub type JobStep = Box<
 #[async_trait]
 pub trait JobStore: UserRecordStore {
     /// As [`UserRecordStore::update_with_user`]; when the step's record is written, its job
-    /// is queued in the same transaction and every other job of that user deleted.
+    /// is queued in the same transaction and every other [`JobKind::Code`] job of that user
+    /// deleted.
     async fn update_with_job(&self, key: RecordKey, step: JobStep) -> Result<Updated, StoreError>;
+
+    /// Queues one job on its own (a notice), deleting nothing.
+    async fn add_job(&self, job: &QueuedJob) -> Result<(), StoreError>;
 
     /// Up to `limit` jobs due at `now` (`due_at <= now`), earliest first, each leased to
     /// `owner` until `lease_until` (their `due_at` becomes `lease_until`, which the returned

@@ -9,9 +9,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::code::{CodeHash, ProvisionCode, ServerKey, with_thread_rng};
+use crate::queue::JobKind;
 use crate::queue::{JobId, QueuedJob};
+use crate::transport::DeviceNotice;
 use crate::transport::{ProvisionLinks, ProvisionMessage};
-use crate::types::{Destination, Username};
+use crate::types::{Destination, DeviceInfo, Username};
+
+/// How long a device-bound notice may wait in the queue before it is dropped.
+const NOTICE_TTL: time::Duration = time::Duration::days(1);
 
 /// What a sealed job holds: the message without its user (associated data) and its times
 /// (in clear on the job).
@@ -22,8 +27,11 @@ struct Sealed {
     provision: Option<String>,
     getsettings: Option<String>,
     complete: Option<String>,
-    code_hash: CodeHash,
+    code_hash: Option<CodeHash>,
     validity_secs: u32,
+    /// A device-bound notice: when, and the device logged.
+    #[serde(default)]
+    notice: Option<(i64, Option<DeviceInfo>)>,
 }
 
 /// Seals messages into [`QueuedJob`]s and opens them again; the key derives from the
@@ -50,11 +58,11 @@ impl JobSealer {
         Self { cipher }
     }
 
-    /// A new job for `message`, due at `now`.
+    /// A new job for `message` (a code's, with its hash, or a notice), due at `now`.
     pub(crate) fn seal(
         &self,
         message: &ProvisionMessage,
-        code_hash: CodeHash,
+        code_hash: Option<CodeHash>,
         now: OffsetDateTime,
     ) -> QueuedJob {
         let id = JobId::generate();
@@ -67,6 +75,9 @@ impl JobSealer {
             complete: links.complete().map(str::to_owned),
             code_hash,
             validity_secs: message.validity_secs,
+            notice: message
+                .notice()
+                .map(|n| (n.at.unix_timestamp(), n.device.clone())),
         };
         let mut plain = serde_json::to_vec(&body).expect("a message serialises");
         drop_secrets(body);
@@ -90,17 +101,26 @@ impl JobSealer {
             id,
             username: message.username.clone(),
             channel: message.destination.channel.clone(),
+            kind: if message.notice().is_some() {
+                JobKind::Notice
+            } else {
+                JobKind::Code
+            },
             created_at: now,
             due_at: now,
-            expires_at: message.expires_at,
+            expires_at: if message.notice().is_some() {
+                now + NOTICE_TTL
+            } else {
+                message.expires_at
+            },
             attempts: 0,
             sealed: bytes,
         }
     }
 
-    /// The message a job carries and its code's hash, or `None` when it does not open
-    /// (another server key, or the row was altered).
-    pub(crate) fn open(&self, job: &QueuedJob) -> Option<(ProvisionMessage, CodeHash)> {
+    /// The message a job carries and its code's hash (`None` for a notice), or `None` when
+    /// it does not open (another server key, or the row was altered).
+    pub(crate) fn open(&self, job: &QueuedJob) -> Option<(ProvisionMessage, Option<CodeHash>)> {
         if job.sealed.len() < 24 {
             return None;
         }
@@ -119,25 +139,38 @@ impl JobSealer {
         let body: Option<Sealed> = serde_json::from_slice(&plain).ok();
         plain.zeroize();
         let body = body?;
-        if body.destination.channel != job.channel {
+        let is_notice = body.notice.is_some();
+        if body.destination.channel != job.channel || is_notice != (job.kind == JobKind::Notice) {
             return None;
         }
         let code_hash = body.code_hash;
-        let message = ProvisionMessage {
-            username: job.username.clone(),
-            destination: body.destination.clone(),
-            expires_at: job.expires_at,
-            validity_secs: body.validity_secs,
-            code: body.code.as_deref().map(ProvisionCode::new),
-            links: ProvisionLinks {
-                provision: body.provision.clone().map(Into::into),
-                getsettings: body.getsettings.clone(),
-                complete: body.complete.clone().map(Into::into),
+        let message = match &body.notice {
+            Some((at, device)) => ProvisionMessage::device_notice(
+                job.username.clone(),
+                body.destination.clone(),
+                DeviceNotice {
+                    at: OffsetDateTime::from_unix_timestamp(*at).ok()?,
+                    device: device.clone(),
+                },
+            ),
+            None => ProvisionMessage {
+                username: job.username.clone(),
+                destination: body.destination.clone(),
+                expires_at: job.expires_at,
+                validity_secs: body.validity_secs,
+                code: body.code.as_deref().map(ProvisionCode::new),
+                links: ProvisionLinks {
+                    provision: body.provision.clone().map(Into::into),
+                    getsettings: body.getsettings.clone(),
+                    complete: body.complete.clone().map(Into::into),
+                },
+                qr: std::sync::OnceLock::new(),
+                render_qr: cfg!(feature = "qr"),
+                job_id: None,
+                notice: None,
             },
-            qr: std::sync::OnceLock::new(),
-            render_qr: cfg!(feature = "qr"),
-            job_id: Some(job.id.clone()),
-        };
+        }
+        .with_job_id(job.id.clone());
         drop_secrets(body);
         Some((message, code_hash))
     }
@@ -176,10 +209,10 @@ mod tests {
     fn a_job_opens_with_the_same_key_only() {
         let key = ServerKey::from_bytes([7; 32]);
         let now = OffsetDateTime::now_utc();
-        let job = JobSealer::new(&key).seal(&message("alice"), CodeHash([1; 32]), now);
+        let job = JobSealer::new(&key).seal(&message("alice"), Some(CodeHash([1; 32])), now);
         let (opened, hash) = JobSealer::new(&key).open(&job).expect("opens");
         assert_eq!(opened.code().map(|c| c.expose()), Some("1234567890"));
-        assert_eq!(hash, CodeHash([1; 32]));
+        assert_eq!(hash, Some(CodeHash([1; 32])));
         assert_eq!(opened.job_id(), Some(&job.id));
         assert_eq!(
             opened.links().provision(),
@@ -196,7 +229,7 @@ mod tests {
         let sealer = JobSealer::new(&key);
         let job = sealer.seal(
             &message("alice"),
-            CodeHash([1; 32]),
+            Some(CodeHash([1; 32])),
             OffsetDateTime::now_utc(),
         );
         let mut moved = job.clone();
@@ -216,7 +249,7 @@ mod tests {
         let key = ServerKey::from_bytes([7; 32]);
         let job = JobSealer::new(&key).seal(
             &message("alice"),
-            CodeHash([1; 32]),
+            Some(CodeHash([1; 32])),
             OffsetDateTime::now_utc(),
         );
         let raw = String::from_utf8_lossy(&job.sealed);

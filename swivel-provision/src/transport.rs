@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::code::ProvisionCode;
 use crate::error::TransportError;
-use crate::types::{Destination, Username};
+use crate::types::{Destination, DeviceInfo, Username};
 
 /// Delivers a rendered provision message to one destination (an email address, a phone).
 ///
@@ -93,6 +93,17 @@ impl fmt::Debug for QrImage {
     }
 }
 
+/// What a device-bound notice tells the user ([`Policy::notify_device_bound`]
+/// (crate::Policy::notify_device_bound)): when a new device was provisioned and what was
+/// logged of it. It carries no code and no provision Id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNotice {
+    /// When the device was provisioned.
+    pub at: OffsetDateTime,
+    /// The device information logged (only when the policy logs it).
+    pub device: Option<DeviceInfo>,
+}
+
 /// One provision message for one user and destination. Secret parts (code, links, QR) are
 /// reached through accessors; `Debug` shows none of them.
 #[derive(Clone)]
@@ -116,11 +127,15 @@ pub struct ProvisionMessage {
     /// The durable queue's job that carries this message (`None`: not from a
     /// [`JobStore`](crate::JobStore)).
     pub(crate) job_id: Option<crate::queue::JobId>,
+    /// Set for a device-bound notice (no code, no links).
+    pub(crate) notice: Option<DeviceNotice>,
 }
 
 impl ProvisionMessage {
     /// Subject line for email.
     pub const SUBJECT: &'static str = "Mobile Provision Code";
+    /// Subject line of a device-bound notice.
+    pub const NOTICE_SUBJECT: &'static str = "A new device was provisioned";
 
     /// Builds a message (for transports' own tests; the core makes the real ones).
     pub fn new(
@@ -141,6 +156,42 @@ impl ProvisionMessage {
             qr: std::sync::OnceLock::new(),
             render_qr: false,
             job_id: None,
+            notice: None,
+        }
+    }
+
+    /// A device-bound notice: no code, no links, no QR code.
+    pub fn device_notice(
+        username: Username,
+        destination: Destination,
+        notice: DeviceNotice,
+    ) -> Self {
+        Self {
+            username,
+            destination,
+            expires_at: notice.at,
+            validity_secs: 0,
+            code: None,
+            links: ProvisionLinks::default(),
+            qr: std::sync::OnceLock::from(None),
+            render_qr: false,
+            job_id: None,
+            notice: Some(notice),
+        }
+    }
+
+    /// The notice, when this is a device-bound notice rather than a provision code.
+    pub fn notice(&self) -> Option<&DeviceNotice> {
+        self.notice.as_ref()
+    }
+
+    /// The subject line: [`ProvisionMessage::SUBJECT`], or
+    /// [`ProvisionMessage::NOTICE_SUBJECT`] for a device-bound notice.
+    pub fn subject(&self) -> &'static str {
+        if self.notice.is_some() {
+            Self::NOTICE_SUBJECT
+        } else {
+            Self::SUBJECT
         }
     }
 
@@ -210,6 +261,9 @@ impl ProvisionMessage {
 
     /// The plain-text body (email text part, file transport).
     pub fn text_body(&self) -> String {
+        if let Some(notice) = &self.notice {
+            return notice_text(&self.username, notice);
+        }
         let mut out = format!("Hello {},\n\n", self.username);
         out.push_str("Use this to provision your Swivel mobile client.\n\n");
         if let Some(link) = self.links.best() {
@@ -236,6 +290,13 @@ impl ProvisionMessage {
 
     /// A short text for SMS: the code and/or the best link, and the validity.
     pub fn short_text(&self) -> String {
+        if let Some(notice) = &self.notice {
+            return format!(
+                "A new device was provisioned for {} at {}. Not you? Call your administrator.",
+                self.username,
+                notice_time(notice.at)
+            );
+        }
         let mut parts = Vec::new();
         if let Some(code) = &self.code {
             parts.push(format!("Provision code: {}", code.expose()));
@@ -248,6 +309,33 @@ impl ProvisionMessage {
     }
 }
 
+/// A time as the notice shows it: `2024-01-01 00:00 UTC`.
+fn notice_time(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
+}
+
+fn notice_text(username: &Username, notice: &DeviceNotice) -> String {
+    let device = match &notice.device {
+        Some(d) => format!("Device information logged: {d}.\n"),
+        None => "No device information was logged.\n".to_owned(),
+    };
+    format!(
+        "Hello {username},\n\nA new mobile device was provisioned for your account at {}.\n\
+         {device}Any device provisioned before it no longer works.\n\n\
+         If this was not you, tell your administrator now: someone may have your provision \
+         code, and the administrator can revoke the device.\n",
+        notice_time(notice.at)
+    )
+}
+
 impl fmt::Debug for ProvisionMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProvisionMessage")
@@ -258,6 +346,7 @@ impl fmt::Debug for ProvisionMessage {
             .field("links", &self.links)
             .field("qr", &self.qr.get().and_then(Option::as_ref))
             .field("job_id", &self.job_id)
+            .field("notice", &self.notice)
             .finish()
     }
 }

@@ -283,3 +283,79 @@ async fn a_job_sealed_under_another_key_is_dropped() {
     assert!(w.outbox.messages().is_empty());
     assert!(w.kinds().contains(&"message_unreadable"));
 }
+
+#[tokio::test]
+async fn a_successful_redeem_queues_a_device_bound_notice_without_code_or_id() {
+    let w = World::new();
+    let p = w.instance("a");
+    p.request_provision(&user("alice"), Origin::Admin)
+        .await
+        .expect("request");
+    p.deliveries_idle().await;
+    let code = w.outbox.last_code_for(&user("alice")).expect("a code");
+    let device = DeviceInfo {
+        model: Some("Pixel 8".into()),
+        ..DeviceInfo::default()
+    };
+    let id = p
+        .redeem(&user("alice"), &code, device)
+        .await
+        .expect("redeem");
+    p.deliveries_idle().await;
+    let sent = w.outbox.messages();
+    assert_eq!(sent.len(), 2, "the code, then the notice");
+    let notice = &sent[1];
+    let told = notice.notice().expect("a device-bound notice");
+    assert_eq!(told.at, w.clock.now());
+    assert!(notice.code().is_none() && notice.links().is_empty());
+    assert!(notice.job_id().is_some(), "queued like provision messages");
+    let text = format!("{}{}", notice.text_body(), notice.short_text());
+    assert!(!text.contains(code.expose()), "no code in the notice");
+    assert!(!text.contains(id.expose()), "no provision Id in the notice");
+    assert!(text.contains("If this was not you"));
+    assert_eq!(notice.subject(), ProvisionMessage::NOTICE_SUBJECT);
+}
+
+#[tokio::test]
+async fn the_notice_goes_to_the_users_other_destination_and_can_be_switched_off() {
+    let w = World::new();
+    let sms = Arc::new(RecordingTransport::new());
+    w.store.users().insert(
+        UserEntry::new(user("carol"))
+            .with_destination(Destination::email("carol@example.com").expect("valid"))
+            .with_destination(Destination::sms("+15555550123").expect("valid"))
+            .with_mobile_group(true),
+    );
+    let p = Provisioner::builder()
+        .job_store(w.store.clone())
+        .transport(Channel::Email, w.outbox.clone())
+        .transport(Channel::Sms, sms.clone())
+        .server_key(w.key.clone())
+        .clock(w.clock.clone())
+        .delivery(Delivery::Direct)
+        .build()
+        .expect("build");
+    p.request_provision(&user("carol"), Origin::Admin)
+        .await
+        .expect("request");
+    let code = w.outbox.last_code_for(&user("carol")).expect("by email");
+    p.redeem(&user("carol"), &code, DeviceInfo::default())
+        .await
+        .expect("redeem");
+    let notices = sms.messages();
+    assert_eq!(notices.len(), 1, "the notice went to the other destination");
+    assert!(notices[0].notice().is_some());
+    assert_eq!(w.outbox.messages().len(), 1, "only the code by email");
+    // Switched off: a new device, no notice.
+    let mut policy = p.policy();
+    policy.set("notify_device_bound", "No").expect("a switch");
+    p.set_policy(policy).expect("policy");
+    p.request_provision(&user("carol"), Origin::Admin)
+        .await
+        .expect("request");
+    let code = w.outbox.last_code_for(&user("carol")).expect("by email");
+    p.redeem(&user("carol"), &code, DeviceInfo::default())
+        .await
+        .expect("redeem");
+    assert_eq!(sms.messages().len(), 1, "no second notice");
+}

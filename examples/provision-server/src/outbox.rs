@@ -55,7 +55,7 @@ impl OutboxTransport {
             message.destination.address,
             message.destination.channel,
             message.username,
-            ProvisionMessage::SUBJECT,
+            message.subject(),
             message.text_body()
         )
     }

@@ -11,7 +11,7 @@ use super::{MemoryStore, MemoryUsers, lock};
 use crate::code::IdHash;
 use crate::error::StoreError;
 use crate::joint::UserRecordStore;
-use crate::queue::{JobId, JobStep, JobStore, QueueDepth, QueuedJob};
+use crate::queue::{JobId, JobKind, JobStep, JobStore, QueueDepth, QueuedJob};
 use crate::record::ProvisionRecord;
 use crate::store::{CodeStore, RecordKey, UpdateStep, Updated, check_owner};
 use crate::types::Username;
@@ -160,9 +160,14 @@ impl JobStore for MemoryJobStore {
         if !r.write(next) {
             return Ok(Updated::Conflict);
         }
-        jobs.retain(|_, (j, _)| j.username != job.username);
+        jobs.retain(|_, (j, _)| j.username != job.username || j.kind != JobKind::Code);
         jobs.insert(job.id.clone(), (job, None));
         Ok(Updated::Written)
+    }
+
+    async fn add_job(&self, job: &QueuedJob) -> Result<(), StoreError> {
+        lock(&self.jobs).insert(job.id.clone(), (job.clone(), None));
+        Ok(())
     }
 
     async fn claim_jobs(

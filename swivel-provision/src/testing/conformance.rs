@@ -40,7 +40,8 @@ mod queue;
 pub use queue::{
     CLAIMED_JOBS, queue_claim_leases_until_it_runs_out,
     queue_concurrent_claims_hand_each_job_out_once, queue_depth_counts_and_finish_deletes,
-    queue_new_job_replaces_the_users_old_one, queue_retry_and_release_need_the_holder, queue_run,
+    queue_new_job_replaces_the_users_old_one, queue_notices_are_added_alone_and_outlive_new_codes,
+    queue_retry_and_release_need_the_holder, queue_run,
     queue_update_writes_record_and_job_together,
 };
 mod events;

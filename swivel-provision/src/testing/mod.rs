@@ -44,13 +44,13 @@ impl RecordingTransport {
         lock(&self.sent).clone()
     }
 
-    /// The code of the last message delivered to the user.
+    /// The last code delivered to the user (device-bound notices carry none).
     pub fn last_code_for(&self, username: &Username) -> Option<ProvisionCode> {
         lock(&self.sent)
             .iter()
             .rev()
-            .find(|m| &m.username == username)
-            .and_then(|m| m.code().cloned())
+            .filter(|m| &m.username == username)
+            .find_map(|m| m.code().cloned())
     }
 
     /// The last message delivered to the user.

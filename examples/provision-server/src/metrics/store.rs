@@ -112,6 +112,10 @@ impl<T: JobStore + ?Sized> JobStore for Timed<T> {
             .await
     }
 
+    async fn add_job(&self, job: &QueuedJob) -> Result<(), StoreError> {
+        self.time("add_job", self.inner.add_job(job)).await
+    }
+
     async fn claim_jobs(
         &self,
         now: OffsetDateTime,

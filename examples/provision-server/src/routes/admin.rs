@@ -406,6 +406,11 @@ const FIELDS: &[Field] = &[
         choices: Some(&["Yes", "No"]),
     },
     Field {
+        key: "notify_device_bound",
+        label: "Tell the user when a new device is provisioned",
+        choices: Some(&["Yes", "No"]),
+    },
+    Field {
         key: "validity_secs",
         label: "Provision Code Validity period (seconds, 10-1000000)",
         choices: None,

@@ -185,7 +185,13 @@ pub fn latest_code(data_dir: &Path, user: &str) -> (String, String) {
         .filter(|p| outbox_file_user(p) == Some(user))
         .collect();
     files.sort();
-    let text = std::fs::read_to_string(files.last().expect("a message for the user")).unwrap();
+    // The newest message with a code (a device-bound notice carries none).
+    let text = files
+        .iter()
+        .rev()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .find(|t| t.contains("Provision code:"))
+        .expect("a message with a code for the user");
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -210,8 +216,13 @@ pub fn outbox_file_user(path: &Path) -> Option<&str> {
 
 /// Every outbox file of `data_dir` (none when there is no outbox).
 pub fn outbox_files(data_dir: &Path) -> Vec<PathBuf> {
+    // Message files only: `.txt`, not the hidden temporary one a message is written to first.
     let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir.join("outbox"))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files

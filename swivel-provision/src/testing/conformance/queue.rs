@@ -10,7 +10,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{mobile_user, t0, unique};
-use crate::queue::{JobId, JobStore, QueuedJob};
+use crate::queue::{JobId, JobKind, JobStore, QueuedJob};
 use crate::record::ProvisionRecord;
 use crate::store::{RecordKey, Updated};
 use crate::types::{Channel, Username};
@@ -23,6 +23,7 @@ pub const CLAIMED_JOBS: usize = 100;
 pub async fn queue_run<S: JobStore + UserAdmin>(store: Arc<S>) {
     queue_update_writes_record_and_job_together(store.as_ref()).await;
     queue_new_job_replaces_the_users_old_one(store.as_ref()).await;
+    queue_notices_are_added_alone_and_outlive_new_codes(store.as_ref()).await;
     queue_claim_leases_until_it_runs_out(store.as_ref()).await;
     queue_retry_and_release_need_the_holder(store.as_ref()).await;
     queue_depth_counts_and_finish_deletes(store.as_ref()).await;
@@ -36,6 +37,7 @@ fn job(user: &Username, at: OffsetDateTime) -> QueuedJob {
         id: JobId::generate(),
         username: user.clone(),
         channel: Channel::Email,
+        kind: JobKind::Code,
         created_at: at,
         due_at: at,
         expires_at: at + Duration::minutes(10),
@@ -160,6 +162,34 @@ pub async fn queue_new_job_replaces_the_users_old_one(store: &(impl JobStore + U
         ids,
         BTreeSet::from([second.id.clone(), theirs.id.clone()]),
         "queue: the user's first job was replaced by the second; the other user's stays"
+    );
+    finish_all(store, &claimed).await;
+}
+
+/// [`JobStore::add_job`] queues a notice without touching the user's code job; a new
+/// code's job replaces the old code's and leaves the notice; the kind comes back.
+pub async fn queue_notices_are_added_alone_and_outlive_new_codes(
+    store: &(impl JobStore + UserAdmin),
+) {
+    let user = unique("queue-notice");
+    let code = job(&user, t0());
+    queue(store, code.clone()).await;
+    let notice = QueuedJob {
+        kind: JobKind::Notice,
+        ..job(&user, t0())
+    };
+    store.add_job(&notice).await.expect("add_job");
+    let newer = job(&user, t0());
+    assert_eq!(queue(store, newer.clone()).await, Updated::Written);
+    let claimed = claim(store, t0(), "conformance", 10).await;
+    let kinds: BTreeSet<_> = claimed
+        .iter()
+        .map(|j| (j.id.clone(), j.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([(newer.id.clone(), "code"), (notice.id.clone(), "notice")]),
+        "queue: the notice stays beside the new code's job; the old code's is gone"
     );
     finish_all(store, &claimed).await;
 }
