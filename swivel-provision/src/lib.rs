@@ -7,7 +7,7 @@
 //!
 //! Storage, transports, the user directory, the clock and randomness are traits
 //! ([`CodeStore`], [`UserRepository`], [`Transport`], [`StringGenerator`],
-//! [`SiteDirectory`], [`Clock`], [`EventSink`], [`EventStore`]); the [`Provisioner`] owns every rule of
+//! [`SiteDirectory`], [`Clock`], [`EventSink`], [`EventStore`], [`CounterStore`]); the [`Provisioner`] owns every rule of
 //! the state machine (see [`state`]), so every store behaves the same.
 //!
 //! (The end-to-end example lives in the crate README and in `Provisioner`'s docs.)
@@ -32,6 +32,7 @@
 pub mod agentxml;
 pub mod clock;
 pub mod code;
+pub mod counter;
 pub mod error;
 pub mod event_log;
 pub mod events;
@@ -63,6 +64,7 @@ pub mod testing;
 
 pub use clock::{Clock, SystemClock};
 pub use code::{CodeHash, IdHash, ProvisionCode, ProvisionId, ServerKey};
+pub use counter::{CounterStore, MAX_COUNTER_KEY_BYTES, Window};
 pub use delivery::QueueConfig;
 #[cfg(feature = "tokio")]
 pub use durable::DurableConfig;
@@ -71,7 +73,8 @@ pub use event_log::{EventQuery, EventStore, MAX_EVENT_LIMIT, StoredEvent};
 pub use events::{EventSink, ProvisionEvent, RedeemFailure, TracingSink};
 pub use joint::{UserRecordStore, UserUpdateStep};
 pub use memory::{
-    MemoryEvents, MemoryJobStore, MemorySettings, MemorySites, MemoryStore, MemoryUsers,
+    MemoryCounters, MemoryEvents, MemoryJobStore, MemorySettings, MemorySites, MemoryStore,
+    MemoryUsers,
 };
 pub use policy::{
     CodeAlphabet, CodeFormat, DeliveryMode, DeviceErrors, LinkTemplates, MobilePolicy, Policy,
@@ -94,6 +97,7 @@ pub use users::{UserAdmin, UserEntry, UserRepository};
 #[cfg(feature = "mock")]
 pub mod mock {
     pub use crate::clock::MockClock;
+    pub use crate::counter::MockCounterStore;
     pub use crate::event_log::MockEventStore;
     pub use crate::events::MockEventSink;
     pub use crate::settings::MockSettingsStore;
