@@ -1,5 +1,6 @@
 //! [`CounterStore`] for [`SqliteStore`] on the `counters` table: a hit is one upsert on the
-//! writer thread, atomic across every store and process on the file.
+//! writer thread, atomic across every store and process on the file, committed without
+//! waiting for the disk (a count lost to a power cut only loosens a limit for a minute).
 
 use async_trait::async_trait;
 use rusqlite::params;
@@ -15,6 +16,8 @@ const HIT: &str = "INSERT INTO counters (key, start_ns, end_ns, hits) VALUES (?1
      ON CONFLICT (key, start_ns) DO UPDATE SET hits = hits + 1
      RETURNING hits";
 const PURGE: &str = "DELETE FROM counters WHERE end_ns <= ?1";
+/// `PRAGMA synchronous` NORMAL.
+const NORMAL: i64 = 1;
 
 #[async_trait]
 impl CounterStore for SqliteStore {
@@ -25,9 +28,24 @@ impl CounterStore for SqliteStore {
         let hits: i64 = self
             .db
             .run(true, move |conn, path| {
-                conn.prepare_cached(HIT)
-                    .and_then(|mut s| s.query_row(params![key, start, end], |r| r.get(0)))
-                    .map_err(|e| SqliteError::from_sqlite(path, e))
+                let sql = |e| SqliteError::from_sqlite(path, e);
+                // Counts need not survive a power cut: the hit's commit skips the fsync
+                // (synchronous=NORMAL; in WAL mode the WAL is synced at the next durable
+                // commit or checkpoint). The store's own setting is restored after.
+                let was: i64 = conn
+                    .pragma_query_value(None, "synchronous", |r| r.get(0))
+                    .map_err(sql)?;
+                if was > NORMAL {
+                    conn.pragma_update(None, "synchronous", NORMAL)
+                        .map_err(sql)?;
+                }
+                let hits = conn
+                    .prepare_cached(HIT)
+                    .and_then(|mut s| s.query_row(params![key, start, end], |r| r.get(0)));
+                if was > NORMAL {
+                    conn.pragma_update(None, "synchronous", was).map_err(sql)?;
+                }
+                hits.map_err(sql)
             })
             .await?;
         Ok(u64::try_from(hits).unwrap_or(0))

@@ -26,7 +26,8 @@
 //! - It does not serve HTTP or parse URLs: hosts do (see `examples/provision-server`).
 //! - It does not authenticate administrators or throttle clients: it limits self-service
 //!   requests per user and failures per account (see [`Policy`]); throttles per client
-//!   address belong to the host.
+//!   address belong to the host, which can count them across a cluster in a
+//!   [`CounterStore`].
 //! - It does not store PINs: hosts pass the PIN to [`Provisioner::verify_otc`].
 
 pub mod agentxml;
