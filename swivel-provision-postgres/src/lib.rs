@@ -1,7 +1,8 @@
 //! # swivel-provision-postgres
 //!
 //! A [`PostgresStore`] for [`swivel_provision`]: provisioning records, users, sites,
-//! settings and the shared event log in one PostgreSQL database, so that **every server instance behind a load
+//! settings, the shared event log and hit counters (for limits that hold cluster-wide,
+//! [`CounterStore`](swivel_provision::CounterStore)) in one PostgreSQL database, so that **every server instance behind a load
 //! balancer sees the same codes, devices and used indices**, with exactly-once redeem across
 //! them.
 //!
@@ -58,6 +59,7 @@
 //! - It does not create the database or the role, only the tables in an existing database.
 
 mod codes;
+mod counters;
 mod directory;
 mod error;
 mod events;

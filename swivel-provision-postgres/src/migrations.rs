@@ -8,7 +8,7 @@ use deadpool_postgres::Object;
 use crate::error::PostgresError;
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Advisory lock key held while migrating ("swivelpg" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_6976_656c_7067;
@@ -74,6 +74,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
          );
          CREATE INDEX delivery_jobs_username ON delivery_jobs (username);
          CREATE INDEX delivery_jobs_due_at ON delivery_jobs (due_at, id);",
+    ),
+    (
+        4,
+        // Hit counters per key and fixed window (swivel_provision::CounterStore). Unlogged:
+        // counts need not survive a crash (nor reach a standby), and skipping the WAL
+        // makes a hit cheaper.
+        "CREATE UNLOGGED TABLE counters (
+             key          TEXT NOT NULL,
+             window_start TIMESTAMPTZ NOT NULL,
+             window_end   TIMESTAMPTZ NOT NULL,
+             hits         BIGINT NOT NULL,
+             PRIMARY KEY (key, window_start)
+         );
+         CREATE INDEX counters_window_end ON counters (window_end);",
     ),
 ];
 

@@ -198,8 +198,8 @@ async fn schemas_isolate_stores() {
         .unwrap()
         .get(0);
     assert_eq!(
-        tables, 7,
-        "records, users, sites, settings, events, delivery_jobs, schema_version"
+        tables, 8,
+        "records, users, sites, settings, events, delivery_jobs, counters, schema_version"
     );
 }
 

@@ -43,3 +43,16 @@ async fn event_log_passes_the_event_checks() {
     // A second instance (its own pool) on the same schema sees the same log.
     swivel_provision::testing::conformance::events_run(Arc::new(schema.store().await)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counters_pass_the_counter_checks_across_two_instances() {
+    let Some(url) = common::url("counters_pass_the_counter_checks_across_two_instances") else {
+        return;
+    };
+    let schema = TestSchema::new(&url);
+    let one: Arc<dyn swivel_provision::CounterStore> = Arc::new(schema.store().await);
+    // A second instance (its own pool) on the same schema counts the same hits.
+    let two: Arc<dyn swivel_provision::CounterStore> = Arc::new(schema.store().await);
+    swivel_provision::testing::conformance::counters_run(one.clone(), two.clone()).await;
+    swivel_provision::testing::conformance::counters_run(two, one).await;
+}

@@ -7,7 +7,8 @@
 //! ([`SiteDirectory`](swivel_provision::SiteDirectory),
 //! [`SiteAdmin`](swivel_provision::SiteAdmin)), host settings
 //! ([`SettingsStore`](swivel_provision::SettingsStore)), the shared event log
-//! ([`EventStore`](swivel_provision::EventStore)) and the durable delivery queue
+//! ([`EventStore`](swivel_provision::EventStore)), hit counters for cluster-wide limits
+//! ([`CounterStore`](swivel_provision::CounterStore)) and the durable delivery queue
 //! ([`JobStore`](swivel_provision::JobStore): each job written in the transaction of the
 //! code it carries, sealed).
 //!
@@ -52,6 +53,7 @@
 //! - It does not back up or vacuum the file.
 
 mod codes;
+mod counters;
 mod db;
 mod error;
 mod events;

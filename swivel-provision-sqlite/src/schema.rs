@@ -67,6 +67,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX delivery_jobs_username ON delivery_jobs (username);
     CREATE INDEX delivery_jobs_due ON delivery_jobs (due_ns);
     ",
+    // 3 → 4: hit counters per key and fixed window (swivel_provision::CounterStore).
+    "
+    CREATE TABLE counters (
+        key      TEXT NOT NULL,
+        start_ns INTEGER NOT NULL,               -- the window's start, unix nanoseconds
+        end_ns   INTEGER NOT NULL,               -- its end
+        hits     INTEGER NOT NULL,
+        PRIMARY KEY (key, start_ns)
+    ) WITHOUT ROWID;
+    CREATE INDEX counters_end ON counters (end_ns);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -146,7 +157,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
         let kept: String = conn
             .query_row("SELECT value FROM settings WHERE key = 'policy'", [], |r| {
                 r.get(0)
@@ -157,5 +168,9 @@ mod tests {
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .expect("the events table exists");
         assert_eq!(events, 0);
+        let counters: i64 = conn
+            .query_row("SELECT count(*) FROM counters", [], |r| r.get(0))
+            .expect("the counters table exists");
+        assert_eq!(counters, 0);
     }
 }

@@ -7,9 +7,10 @@
 //!
 //! Storage, transports, the user directory, the clock and randomness are traits
 //! ([`CodeStore`], [`UserRepository`], [`Transport`], [`StringGenerator`],
-//! [`SiteDirectory`], [`Clock`], [`EventSink`], [`EventStore`], and [`JobStore`] for the
-//! durable delivery queue); the [`Provisioner`] owns every rule of the state machine (see
-//! [`state`]) and of the queue (`Delivery::Durable`), so every store behaves the same.
+//! [`SiteDirectory`], [`Clock`], [`EventSink`], [`EventStore`], [`CounterStore`] for
+//! throttles shared by a cluster, and [`JobStore`] for the durable delivery queue); the
+//! [`Provisioner`] owns every rule of the state machine (see [`state`]) and of the queue
+//! (`Delivery::Durable`), so every store behaves the same.
 //!
 //! After each successful redeem the user is told that a new device was bound
 //! ([`DeviceNotice`], policy [`Policy::notify_device_bound`], default on), the way provision
@@ -31,12 +32,14 @@
 //! - It does not serve HTTP or parse URLs: hosts do (see `examples/provision-server`).
 //! - It does not authenticate administrators or throttle clients: it limits self-service
 //!   requests per user and failures per account (see [`Policy`]); throttles per client
-//!   address belong to the host.
+//!   address belong to the host, which can count them across a cluster in a
+//!   [`CounterStore`].
 //! - It does not store PINs: hosts pass the PIN to [`Provisioner::verify_otc`].
 
 pub mod agentxml;
 pub mod clock;
 pub mod code;
+pub mod counter;
 pub mod error;
 pub mod event_log;
 pub mod events;
@@ -68,6 +71,7 @@ pub mod testing;
 
 pub use clock::{Clock, SystemClock};
 pub use code::{CodeHash, IdHash, ProvisionCode, ProvisionId, ServerKey};
+pub use counter::{CounterStore, MAX_COUNTER_KEY_BYTES, Window};
 pub use delivery::QueueConfig;
 #[cfg(feature = "tokio")]
 pub use durable::DurableConfig;
@@ -76,7 +80,8 @@ pub use event_log::{EventQuery, EventStore, MAX_EVENT_LIMIT, StoredEvent};
 pub use events::{EventSink, ProvisionEvent, RedeemFailure, TracingSink};
 pub use joint::{UserRecordStore, UserUpdateStep};
 pub use memory::{
-    MemoryEvents, MemoryJobStore, MemorySettings, MemorySites, MemoryStore, MemoryUsers,
+    MemoryCounters, MemoryEvents, MemoryJobStore, MemorySettings, MemorySites, MemoryStore,
+    MemoryUsers,
 };
 pub use policy::{
     CodeAlphabet, CodeFormat, DeliveryMode, DeviceErrors, LinkTemplates, MobilePolicy, Policy,
@@ -99,6 +104,7 @@ pub use users::{UserAdmin, UserEntry, UserRepository};
 #[cfg(feature = "mock")]
 pub mod mock {
     pub use crate::clock::MockClock;
+    pub use crate::counter::MockCounterStore;
     pub use crate::event_log::MockEventStore;
     pub use crate::events::MockEventSink;
     pub use crate::settings::MockSettingsStore;

@@ -18,7 +18,9 @@ use crate::store::{CodeStore, RecordKey, UpdateStep, Updated, check_owner};
 use crate::types::{SiteId, Username};
 use crate::users::{UserAdmin, UserEntry, UserRepository};
 
+mod counters;
 mod jobs;
+pub use counters::MemoryCounters;
 pub use jobs::MemoryJobStore;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,14 +1,14 @@
 //! Where the server keeps its data: one object that is the code store, the user and site
-//! directories, the settings store and the shared event log. SQLite (one file) by default; PostgreSQL for several
+//! directories, the settings store, the shared event log and the throttles' counters. SQLite (one file) by default; PostgreSQL for several
 //! instances sharing one database; memory for tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use swivel_provision::{
-    CodeStore, EventStore, JobStore, MemoryEvents, MemorySettings, MemorySites, MemoryStore,
-    MemoryUsers, SettingsStore, SiteAdmin, SiteDirectory, UserAdmin, UserRecordStore,
-    UserRepository,
+    CodeStore, CounterStore, EventStore, JobStore, MemoryCounters, MemoryEvents, MemorySettings,
+    MemorySites, MemoryStore, MemoryUsers, SettingsStore, SiteAdmin, SiteDirectory, UserAdmin,
+    UserRecordStore, UserRepository,
 };
 
 use swivel_provision_sqlite::{Durability, SqliteOptions};
@@ -35,6 +35,9 @@ pub struct Backend {
     pub settings: Arc<dyn SettingsStore>,
     /// The shared event log (the console's Log page, `GET /api/v1/events`).
     pub events: Arc<dyn EventStore>,
+    /// Hit counters: the throttles count here, so that their limits hold across every
+    /// instance sharing the store ([`crate::throttle::shared`]).
+    pub counters: Arc<dyn CounterStore>,
     /// The durable delivery queue, where the store keeps one (SQLite, PostgreSQL): queued
     /// messages survive a restart and any instance delivers them. `None`: the in-process
     /// queue (memory).
@@ -53,7 +56,13 @@ impl Backend {
     /// All parts from one store that implements every trait.
     pub fn from_store<S>(store: S, description: impl Into<String>) -> Self
     where
-        S: UserRecordStore + UserAdmin + SiteAdmin + SettingsStore + EventStore + Clone,
+        S: UserRecordStore
+            + UserAdmin
+            + SiteAdmin
+            + SettingsStore
+            + EventStore
+            + CounterStore
+            + Clone,
     {
         Self {
             codes: Arc::new(store.clone()),
@@ -63,7 +72,8 @@ impl Backend {
             sites: Arc::new(store.clone()),
             site_admin: Arc::new(store.clone()),
             settings: Arc::new(store.clone()),
-            events: Arc::new(store),
+            events: Arc::new(store.clone()),
+            counters: Arc::new(store),
             jobs: None,
             description: description.into(),
         }
@@ -88,6 +98,7 @@ impl Backend {
             site_admin: sites,
             settings: Arc::new(MemorySettings::new()),
             events: Arc::new(MemoryEvents::new()),
+            counters: Arc::new(MemoryCounters::new()),
             jobs: None,
             description: "memory".into(),
         }

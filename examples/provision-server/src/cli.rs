@@ -697,6 +697,7 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
                 tracing::warn!(error = %crate::error::error_chain(&e), "reloading the policy failed");
             }
             background.throttles().forget_idle();
+            background.throttles().purge_shared().await;
         }
     });
     crate::shared_log::spawn_purge(state.backend().events.clone(), r.file.events.retention());

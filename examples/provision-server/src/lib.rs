@@ -20,7 +20,8 @@
 //! - Queued messages hold live codes: in the store they are sealed (see
 //!   [`swivel_provision::queue`]); the outbox directory is for development only.
 //! - Failed AgentXML requests, `/login` posts, self-service submissions and console logins
-//!   are throttled per client address ([`throttle`], [`client`]); connections have header,
+//!   are throttled per client address ([`throttle`], [`client`]), in the process and in
+//!   the store, so that the limits hold across instances ([`throttle::shared`]); connections have header,
 //!   request and inactivity timeouts and a cap ([`serve`]); every answer carries the
 //!   security headers ([`app()`]).
 //! - Data files are private and one server holds a SQLite database at a time ([`files`]).

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swivel_provision::{
-    Channel, Clock, Delivery, LinkTemplates, Policy, Provisioner, ServerKey, SiteId, Transport,
+    Channel, Clock, Delivery, LinkTemplates, Policy, Provisioner, ServerKey, SiteId, SystemClock,
+    Transport,
 };
 
 use crate::backend::Backend;
@@ -238,7 +239,7 @@ impl StateBuilder {
         self
     }
 
-    /// The clock (tests).
+    /// The clock (tests): codes' lifetimes and the shared throttles' windows follow it.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -348,13 +349,14 @@ impl StateBuilder {
         for (channel, transport) in self.transports {
             builder = builder.transport(channel, transport);
         }
-        if let Some(clock) = self.clock {
-            builder = builder.clock(clock);
-        }
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        builder = builder.clock(clock.clone());
         let provisioner = builder.build()?;
         let pins = PinVault::new(&self.key, self.backend.settings.clone());
         let credentials = Credentials::new(&self.key, self.backend.settings.clone());
         let sessions = Sessions::new(&self.key, self.backend.settings.clone());
+        let counters = Arc::new(Timed::new(self.backend.counters.clone(), metrics.clone()));
+        let throttles = Throttles::shared(self.throttle, counters, clock, &self.key);
         Ok(AppState {
             inner: Arc::new(Inner {
                 provisioner,
@@ -362,7 +364,7 @@ impl StateBuilder {
                 pins,
                 credentials,
                 sessions,
-                throttles: Throttles::new(self.throttle),
+                throttles,
                 log,
                 shared_log,
                 metrics,

@@ -11,6 +11,16 @@
 //! [`ThrottleConfig::console_hashes_at_once`] Argon2 hashes run at once (the others wait
 //! their turn), and there is no server-wide login rate: one address's failures never refuse
 //! the right password from another address.
+//!
+//! # Across a cluster
+//! Built with [`Throttles::shared`] (as [`crate::StateBuilder`] does, on the backend's
+//! [`CounterStore`]), the limits on failed AgentXML requests, `/login` posts, self-service
+//! submissions and console logins also count in the store ([`shared`]), per client address
+//! and for the server, in one-minute windows: several instances sharing one database (or
+//! several processes on one SQLite file) share one allowance. The in-process rate stays
+//! in front: it refuses floods without a store write, and keeps applying when the store
+//! fails (the shared count then fails open, with a warning). `TokenIndex` requests are
+//! counted per instance only: they are frequent, cheap and reveal nothing secret.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -27,7 +37,12 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use swivel_provision::{CounterStore, ServerKey};
+
 use crate::error::AppError;
+
+pub mod shared;
+use shared::{Counters, SharedLimit};
 
 /// The `[throttle]` section. Every rate is "per minute", with a burst of the same size.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -295,6 +310,12 @@ pub struct Throttles {
     hashes: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
     peak: AtomicUsize,
+    /// The store's counters, when the limits hold across instances.
+    counters: Option<Counters>,
+    shared_agentxml: SharedLimit,
+    shared_login: SharedLimit,
+    shared_self_service: SharedLimit,
+    shared_console: SharedLimit,
 }
 
 impl std::fmt::Debug for Throttles {
@@ -312,9 +333,22 @@ impl Default for Throttles {
 }
 
 impl Throttles {
-    /// Throttles with the given settings.
+    /// Throttles with the given settings, counted in this process only.
     pub fn new(config: ThrottleConfig) -> Self {
         Self {
+            counters: None,
+            shared_agentxml: SharedLimit::new(
+                "agentxml_failures",
+                config.agentxml_failures_per_ip,
+                Some(config.agentxml_failures_global),
+            ),
+            shared_login: SharedLimit::new("login", config.login_per_ip, Some(config.login_global)),
+            shared_self_service: SharedLimit::new(
+                "self_service",
+                config.self_service_per_ip,
+                Some(config.self_service_global),
+            ),
+            shared_console: SharedLimit::new("console_login", config.console_login_per_ip, None),
             agentxml: FailureLimit::new(
                 config.agentxml_failures_per_ip,
                 config.agentxml_failures_global,
@@ -330,30 +364,58 @@ impl Throttles {
         }
     }
 
+    /// Throttles whose limits (but `TokenIndex`'s) also count in `store`, shared by every
+    /// instance with the same store and server `key`; windows follow `clock`.
+    pub fn shared(
+        config: ThrottleConfig,
+        store: Arc<dyn CounterStore>,
+        clock: Arc<dyn swivel_provision::Clock>,
+        key: &ServerKey,
+    ) -> Self {
+        Self {
+            counters: Some(Counters::new(store, clock, key)),
+            ..Self::new(config)
+        }
+    }
+
+    /// Counts one event of `ip` under a shared limit (nothing without a store).
+    async fn count_shared(&self, limit: &SharedLimit, ip: IpAddr) -> Result<(), Throttled> {
+        match &self.counters {
+            Some(counters) => limit.count(counters, ip).await,
+            None => Ok(()),
+        }
+    }
+
     /// The settings.
     pub fn config(&self) -> &ThrottleConfig {
         &self.config
     }
 
     /// Whether an AgentXML request from `ip` may be answered (its failures are within the
-    /// allowance).
+    /// allowance, as far as this instance knows: no store call).
     pub fn agentxml_admit(&self, ip: IpAddr) -> Result<(), Throttled> {
-        self.agentxml.admit(ip)
+        self.agentxml.admit(ip)?;
+        self.shared_agentxml.known_refusal(ip)
     }
 
-    /// Counts a failed AgentXML request from `ip`.
-    pub fn agentxml_failed(&self, ip: IpAddr) {
+    /// Counts a failed AgentXML request from `ip` (in the store too: an address over the
+    /// shared allowance is refused by this instance from then on).
+    pub async fn agentxml_failed(&self, ip: IpAddr) {
         self.agentxml.failed(ip);
+        // A refusal is remembered for the next request: this one was answered.
+        let _ = self.count_shared(&self.shared_agentxml, ip).await;
     }
 
     /// Counts a `/login` post from `ip`.
-    pub fn login(&self, ip: IpAddr) -> Result<(), Throttled> {
-        self.login.check(ip)
+    pub async fn login(&self, ip: IpAddr) -> Result<(), Throttled> {
+        self.login.check(ip)?;
+        self.count_shared(&self.shared_login, ip).await
     }
 
     /// Counts a self-service submission from `ip`.
-    pub fn self_service(&self, ip: IpAddr) -> Result<(), Throttled> {
-        self.self_service.check(ip)
+    pub async fn self_service(&self, ip: IpAddr) -> Result<(), Throttled> {
+        self.self_service.check(ip)?;
+        self.count_shared(&self.shared_self_service, ip).await
     }
 
     /// Counts a `TokenIndex` request from `ip`.
@@ -362,8 +424,9 @@ impl Throttles {
     }
 
     /// Counts a console login attempt from `ip` (before any hashing).
-    pub fn console_login(&self, ip: IpAddr) -> Result<(), Throttled> {
-        self.console.check(ip)
+    pub async fn console_login(&self, ip: IpAddr) -> Result<(), Throttled> {
+        self.console.check(ip)?;
+        self.count_shared(&self.shared_console, ip).await
     }
 
     /// Waits for a turn to hash a console password.
@@ -394,6 +457,21 @@ impl Throttles {
         self.self_service.forget_idle();
         self.token_index.forget_idle();
         self.console.forget_idle();
+        for limit in [
+            &self.shared_agentxml,
+            &self.shared_login,
+            &self.shared_self_service,
+            &self.shared_console,
+        ] {
+            limit.forget_idle();
+        }
+    }
+
+    /// Removes old counts from the store (run periodically; nothing without a store).
+    pub async fn purge_shared(&self) {
+        if let Some(counters) = &self.counters {
+            counters.purge().await;
+        }
     }
 }
 
@@ -412,28 +490,28 @@ mod tests {
         assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
     }
 
-    #[test]
-    fn per_ip_and_global_limits() {
+    #[tokio::test]
+    async fn per_ip_and_global_limits() {
         let t = Throttles::new(ThrottleConfig {
             login_per_ip: 3,
             login_global: 5,
             ..ThrottleConfig::default()
         });
         for _ in 0..3 {
-            t.login(ip("192.0.2.1")).unwrap();
+            t.login(ip("192.0.2.1")).await.unwrap();
         }
-        let refused = t.login(ip("192.0.2.1")).unwrap_err();
+        let refused = t.login(ip("192.0.2.1")).await.unwrap_err();
         assert!(refused.retry_after_secs() >= 1 && refused.retry_after_secs() <= 20);
-        t.login(ip("192.0.2.2")).unwrap();
-        t.login(ip("192.0.2.3")).unwrap();
+        t.login(ip("192.0.2.2")).await.unwrap();
+        t.login(ip("192.0.2.3")).await.unwrap();
         assert!(
-            t.login(ip("192.0.2.4")).is_err(),
+            t.login(ip("192.0.2.4")).await.is_err(),
             "the server-wide rate is spent"
         );
     }
 
-    #[test]
-    fn only_failures_count_against_agentxml() {
+    #[tokio::test]
+    async fn only_failures_count_against_agentxml() {
         let t = Throttles::new(ThrottleConfig {
             agentxml_failures_per_ip: 2,
             ..ThrottleConfig::default()
@@ -442,10 +520,10 @@ mod tests {
         for _ in 0..50 {
             t.agentxml_admit(a).unwrap();
         }
-        t.agentxml_failed(a);
-        t.agentxml_failed(a);
+        t.agentxml_failed(a).await;
+        t.agentxml_failed(a).await;
         t.agentxml_admit(a).unwrap();
-        t.agentxml_failed(a);
+        t.agentxml_failed(a).await;
         let refused = t.agentxml_admit(a).unwrap_err();
         assert!(refused.retry_after_secs() >= 1);
         t.agentxml_admit(ip("198.51.100.2")).unwrap();

@@ -1,5 +1,5 @@
 //! The host's protections through `app()`, in-process: per-client throttles (`429` with
-//! `Retry-After`), console logins under concurrency, no session before a login is posted,
+//! `Retry-After`; shared by two instances on one store, failing open when the store fails), console logins under concurrency, no session before a login is posted,
 //! security headers on the framework's own rejections, and `SASResponse` rejections.
 
 use std::net::SocketAddr;
@@ -14,10 +14,10 @@ use provision_server::backend::Backend;
 use provision_server::throttle::ThrottleConfig;
 use provision_server::{AppState, StateBuilder, app};
 use secrecy::SecretString;
-use swivel_provision::testing::RecordingTransport;
+use swivel_provision::testing::{ManualClock, RecordingTransport};
 use swivel_provision::{
-    Channel, Delivery, Destination, MemorySettings, Pin, ServerKey, SettingsStore, StoreError,
-    UserEntry, Username,
+    Channel, CounterStore, Delivery, Destination, MemorySettings, Pin, ServerKey, SettingsStore,
+    StoreError, UserEntry, Username, Window,
 };
 
 mod common;
@@ -30,10 +30,15 @@ async fn state_with(throttle: ThrottleConfig) -> AppState {
 }
 
 async fn state_on(backend: Backend, key: ServerKey, throttle: ThrottleConfig) -> AppState {
-    let state = StateBuilder::new(backend, key)
+    state_from(StateBuilder::new(backend, key).throttle(throttle)).await
+}
+
+/// The state `builder` builds, with alice (PIN 1234), the console password and
+/// self-service allowed.
+async fn state_from(builder: StateBuilder) -> AppState {
+    let state = builder
         .transport(Channel::Email, Arc::new(RecordingTransport::new()))
         .delivery(Delivery::Direct)
-        .throttle(throttle)
         .build()
         .await
         .unwrap();
@@ -716,4 +721,180 @@ async fn a_console_session_holds_on_every_instance_of_one_store() {
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// Two instances (two states, as two server processes would build them) on one store and
+/// one server key. Their clock stands still, so that the test never straddles two of the
+/// shared counts' one-minute windows.
+async fn two_instances(throttle: ThrottleConfig) -> (AppState, AppState) {
+    let store = swivel_provision_sqlite::SqliteStore::open_in_memory()
+        .await
+        .unwrap();
+    let key = ServerKey::generate();
+    let clock = Arc::new(ManualClock::fixed());
+    let instance = |store| {
+        StateBuilder::new(Backend::from_store(store, "sqlite::memory:"), key.clone())
+            .throttle(throttle.clone())
+            .clock(clock.clone())
+    };
+    let one = state_from(instance(store.clone())).await;
+    let two = state_from(instance(store)).await;
+    (one, two)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_login_attempts_count_on_every_instance_of_one_store() {
+    let (one, two) = two_instances(ThrottleConfig {
+        console_login_per_ip: 3,
+        ..ThrottleConfig::default()
+    })
+    .await;
+    let attacker = [203, 0, 113, 40];
+    let (a, b) = (from(&one, attacker), from(&two, attacker));
+    let (cookie, csrf) = login_form(&a).await;
+    for app in [&a, &a, &b] {
+        let r = console_login(app, &cookie, &csrf, "wrong password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    // Instance two saw one attempt, but the address has made three: even the right
+    // password is refused there now.
+    let r = console_login(&b, &cookie, &csrf, PASSWORD).await;
+    assert_throttled(&r);
+    // Another address is served by either instance.
+    let admin = from(&two, [198, 51, 100, 40]);
+    let (cookie, csrf) = login_form(&admin).await;
+    let r = console_login(&admin, &cookie, &csrf, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_posts_count_on_every_instance_of_one_store() {
+    let (one, two) = two_instances(ThrottleConfig {
+        login_per_ip: 4,
+        login_global: 6,
+        ..ThrottleConfig::default()
+    })
+    .await;
+    let post = |state: &AppState, ip: [u8; 4]| {
+        let app = from(state, ip);
+        async move { form(&app, "/login", "username=alice&otc=123456").await }
+    };
+    let attacker = [203, 0, 113, 41];
+    for _ in 0..4 {
+        assert_eq!(post(&one, attacker).await.status, StatusCode::UNAUTHORIZED);
+    }
+    // Instance two has seen nothing from this address yet.
+    assert_throttled(&post(&two, attacker).await);
+    // The server-wide allowance (6) is shared too: 4 posts so far, the refused one not
+    // counted.
+    assert_eq!(
+        post(&two, [203, 0, 113, 42]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post(&one, [203, 0, 113, 43]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_throttled(&post(&two, [203, 0, 113, 44]).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agentxml_failures_count_on_every_instance_of_one_store() {
+    let (one, two) = two_instances(ThrottleConfig {
+        agentxml_failures_per_ip: 3,
+        agentxml_failures_global: 4,
+        ..ThrottleConfig::default()
+    })
+    .await;
+    let ping = "<SASRequest><Version>3.6</Version><Action>ping</Action></SASRequest>";
+    let fail = |state: &AppState, ip: [u8; 4], n: usize| {
+        let app = from(state, ip);
+        async move {
+            let xml = provision_xml("alice", &format!("{n:010}"));
+            post(&app, "/pinsafe/AgentXML", "text/xml", xml, "").await
+        }
+    };
+    let attacker = [203, 0, 113, 45];
+    for n in 0..3 {
+        let r = fail(&one, attacker, n).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains("<Result>FAIL</Result>"), "{}", r.body);
+    }
+    // The address's fourth failure (its first on instance two) is answered, and from then
+    // on instance two refuses it, even a ping.
+    assert_eq!(fail(&two, attacker, 3).await.status, StatusCode::OK);
+    let b = from(&two, attacker);
+    let r = post(&b, "/pinsafe/AgentXML", "text/xml", ping.into(), "").await;
+    assert_throttled(&r);
+    assert!(r.body.contains("<SASResponse>"), "{}", r.body);
+    // The server-wide allowance of failures (4) is shared: the attacker's three counted
+    // (its over-limit failure counted against the address only), one more spends it, the
+    // next goes over, and then instance two refuses everybody.
+    assert_eq!(
+        fail(&one, [203, 0, 113, 46], 4).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        fail(&two, [203, 0, 113, 47], 5).await.status,
+        StatusCode::OK
+    );
+    let r = post(
+        &from(&two, [203, 0, 113, 48]),
+        "/pinsafe/AgentXML",
+        "text/xml",
+        ping.into(),
+        "",
+    )
+    .await;
+    assert_throttled(&r);
+}
+
+/// Counters that always fail, as a store that is down would.
+struct DownCounters;
+
+#[async_trait::async_trait]
+impl CounterStore for DownCounters {
+    async fn hit(&self, _key: &str, _window: Window) -> Result<u64, StoreError> {
+        Err(StoreError::unavailable("the test's counters are down"))
+    }
+
+    async fn purge_counters(&self, _t: time::OffsetDateTime) -> Result<u64, StoreError> {
+        Err(StoreError::unavailable("the test's counters are down"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_counter_store_fails_open_behind_the_in_process_limit() {
+    let backend = Backend {
+        counters: Arc::new(DownCounters),
+        ..Backend::memory()
+    };
+    let state = state_on(
+        backend,
+        ServerKey::generate(),
+        ThrottleConfig {
+            login_per_ip: 3,
+            console_login_per_ip: 2,
+            ..ThrottleConfig::default()
+        },
+    )
+    .await;
+    // Nobody is locked out: posts are answered...
+    let attacker = from(&state, [203, 0, 113, 50]);
+    for _ in 0..3 {
+        let r = form(&attacker, "/login", "username=alice&otc=123456").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    // ...and nobody gets through unlimited: this instance's own limit still applies.
+    assert_throttled(&form(&attacker, "/login", "username=alice&otc=123456").await);
+    let admin = from(&state, [198, 51, 100, 50]);
+    let (cookie, csrf) = login_form(&admin).await;
+    let r = console_login(&admin, &cookie, &csrf, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // The failures show in the metrics.
+    let metrics = state.metrics().encode();
+    assert!(
+        metrics.contains(r#"op="counter_hit",result="error""#),
+        "{metrics}"
+    );
 }

@@ -5,7 +5,8 @@
 //! store that is also the user directory, [`run_with_users`] adds the checks of
 //! [`UserRecordStore::update_with_user`]. [`events_run`] checks an
 //! [`EventStore`](crate::EventStore); [`queue_run`] a [`JobStore`](crate::JobStore) (on a
-//! queue nothing else uses meanwhile).
+//! queue nothing else uses meanwhile); [`counters_run`] a
+//! [`CounterStore`](crate::CounterStore).
 //!
 //! Run it from a store's tests inside a multi-thread tokio runtime:
 //!
@@ -43,6 +44,12 @@ pub use queue::{
     queue_new_job_replaces_the_users_old_one, queue_notices_are_added_alone_and_outlive_new_codes,
     queue_retry_and_release_need_the_holder, queue_run,
     queue_update_writes_record_and_job_together,
+};
+mod counters;
+pub use counters::{
+    CONCURRENT_HITS, counters_concurrent_hits_are_all_counted,
+    counters_keys_and_windows_are_separate, counters_long_keys,
+    counters_purge_removes_ended_windows, counters_run,
 };
 mod events;
 pub use events::{

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use swivel_provision::{
-    CodeStore, IdHash, JobId, JobStep, JobStore, ProvisionRecord, QueueDepth, QueuedJob, RecordKey,
-    StoreError, UpdateStep, Updated, UserEntry, UserRecordStore, UserRepository, UserUpdateStep,
-    Username,
+    CodeStore, CounterStore, IdHash, JobId, JobStep, JobStore, ProvisionRecord, QueueDepth,
+    QueuedJob, RecordKey, StoreError, UpdateStep, Updated, UserEntry, UserRecordStore,
+    UserRepository, UserUpdateStep, Username, Window,
 };
 use time::OffsetDateTime;
 
@@ -155,5 +155,19 @@ impl<T: JobStore + ?Sized> JobStore for Timed<T> {
 
     async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
         self.time("queue_depth", self.inner.queue_depth()).await
+    }
+}
+
+/// The throttles' counts (`op` `counter_hit`, `purge_counters`): what a shared limit costs
+/// per request, and whether the store fails it.
+#[async_trait]
+impl<T: CounterStore + ?Sized> CounterStore for Timed<T> {
+    async fn hit(&self, key: &str, window: Window) -> Result<u64, StoreError> {
+        self.time("counter_hit", self.inner.hit(key, window)).await
+    }
+
+    async fn purge_counters(&self, t: OffsetDateTime) -> Result<u64, StoreError> {
+        self.time("purge_counters", self.inner.purge_counters(t))
+            .await
     }
 }

@@ -170,7 +170,7 @@ pub async fn login(
         return Ok(forbidden());
     }
     let has_password = state.credentials().has_password().await?;
-    if let Err(t) = state.throttles().console_login(ip) {
+    if let Err(t) = state.throttles().console_login(ip).await {
         let page = login_page(&form.csrf, Some(THROTTLED), has_password);
         return Ok(t.html_response(page));
     }

@@ -74,13 +74,13 @@ pub async fn handle(
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {
-            state.throttles().agentxml_failed(ip);
+            state.throttles().agentxml_failed(ip).await;
             return fail(rejection.status(), UNREADABLE);
         }
     };
     let answer = swivel_provision::agentxml::answer(state.provisioner(), &body).await;
     if answer.failed {
-        state.throttles().agentxml_failed(ip);
+        state.throttles().agentxml_failed(ip).await;
     }
     xml_response(StatusCode::OK, answer.xml)
 }

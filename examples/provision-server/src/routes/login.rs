@@ -61,7 +61,7 @@ pub async fn submit(
     ClientIp(ip): ClientIp,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    if let Err(t) = state.throttles().login(ip) {
+    if let Err(t) = state.throttles().login(ip).await {
         return t.html_response(form(Some(("error", THROTTLED))));
     }
     let fail = || {

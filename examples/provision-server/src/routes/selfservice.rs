@@ -78,7 +78,7 @@ pub async fn submit(
     if !state.provisioner().policy().allow_self_provision {
         return disabled();
     }
-    if let Err(t) = state.throttles().self_service(ip) {
+    if let Err(t) = state.throttles().self_service(ip).await {
         return t.html_response(form(Some(("error", THROTTLED))));
     }
     let username = match Username::parse(&f.username) {
