@@ -59,7 +59,7 @@ fn users_page(c: &mut Criterion) {
         prepare_users_db(&path, n).await.expect("prepared database");
         let store = SqliteStore::open(&path).await.expect("open the store");
         let state = StateBuilder::new(
-            Backend::from_store(store, &path.display().to_string()),
+            Backend::from_store(store, path.display().to_string()),
             ServerKey::from_bytes([0x5a; 32]),
         )
         .public_url("http://provision.test")
