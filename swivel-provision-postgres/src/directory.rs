@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use swivel_provision::{
     Destination, ServerSettings, SiteAdmin, SiteDirectory, SiteId, StoreError, UserAdmin,
-    UserEntry, UserRepository, Username,
+    UserEntry, UserQuery, UserRepository, Username,
 };
 use tokio_postgres::Row;
 
@@ -27,6 +27,41 @@ const PUT_SITE: &str = "INSERT INTO sites (site_id, settings) VALUES ($1, $2::te
      ON CONFLICT (site_id) DO UPDATE SET settings = EXCLUDED.settings";
 const REMOVE_SITE: &str = "DELETE FROM sites WHERE site_id = $1";
 const LIST_SITES: &str = "SELECT site_id, settings::text FROM sites ORDER BY site_id COLLATE \"C\"";
+
+/// The statement and parameters of one users page: range conditions on the username in
+/// byte order (the `users_username_c` index), the destination through the GIN index of
+/// `destinations`.
+fn page_sql(query: &UserQuery) -> (String, Vec<String>, i64) {
+    const NAME: &str = "username COLLATE \"C\"";
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    let mut add = |condition: &str, value: String| {
+        params.push(value);
+        conditions.push(condition.replace('?', &format!("${}", params.len())));
+    };
+    if let Some(address) = &query.destination {
+        add(
+            "destinations @> jsonb_build_array(jsonb_build_object('address', ?::text))",
+            address.clone(),
+        );
+    }
+    if let Some(after) = &query.after {
+        add(&format!("{NAME} > ?"), after.as_str().to_owned());
+    }
+    if let Some(prefix) = query.prefix() {
+        add(&format!("{NAME} >= ?"), prefix.to_owned());
+        if let Some(end) = query.prefix_end() {
+            add(&format!("{NAME} < ?"), end);
+        }
+    }
+    let mut sql = String::from("SELECT username, destinations::text, mobile_group FROM users");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(&format!(" ORDER BY {NAME} LIMIT ${}", params.len() + 1));
+    (sql, params, i64::try_from(query.limit).unwrap_or(i64::MAX))
+}
 
 fn corrupt(what: &'static str) -> PostgresError {
     PostgresError::Corrupt {
@@ -160,6 +195,16 @@ impl UserAdmin for PostgresStore {
 
     async fn list_users(&self) -> Result<Vec<UserEntry>, StoreError> {
         let rows = self.rows(LIST_USERS, &[]).await?;
+        Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn list_users_page(&self, query: &UserQuery) -> Result<Vec<UserEntry>, StoreError> {
+        query.validate()?;
+        let (sql, texts, limit) = page_sql(query);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            texts.iter().map(|t| t as _).collect();
+        params.push(&limit);
+        let rows = self.rows(&sql, &params).await?;
         Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
     }
 }

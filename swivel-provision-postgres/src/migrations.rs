@@ -8,7 +8,7 @@ use deadpool_postgres::Object;
 use crate::error::PostgresError;
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Advisory lock key held while migrating ("swivelpg" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_6976_656c_7067;
@@ -88,6 +88,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
              PRIMARY KEY (key, window_start)
          );
          CREATE INDEX counters_window_end ON counters (window_end);",
+    ),
+    (
+        5,
+        // The users page (swivel_provision::UserAdmin::list_users_page): usernames in byte
+        // order whatever the database's collation (keyset cursor and prefix as range
+        // scans), and the destination addresses (`destinations @> '[{"address": ...}]'`).
+        "CREATE INDEX users_username_c ON users (username COLLATE \"C\");
+         CREATE INDEX users_destinations ON users USING GIN (destinations jsonb_path_ops);",
     ),
 ];
 

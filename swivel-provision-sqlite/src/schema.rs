@@ -78,6 +78,37 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX counters_end ON counters (end_ns);
     ",
+    // 4 → 5: the destination addresses of every user, indexed, for the users page's search
+    // by destination (swivel_provision::UserAdmin::list_users_page). Kept by triggers on
+    // the users table, so that every write of a user (the store's, or plain SQL) keeps it.
+    "
+    CREATE TABLE user_destinations (
+        address  TEXT NOT NULL,
+        username TEXT NOT NULL,
+        PRIMARY KEY (address, username)
+    ) WITHOUT ROWID;
+    CREATE INDEX user_destinations_username ON user_destinations (username);
+    INSERT OR IGNORE INTO user_destinations (address, username)
+        SELECT json_extract(d.value, '$.address'), u.username
+        FROM users u, json_each(u.destinations) d
+        WHERE json_extract(d.value, '$.address') IS NOT NULL;
+    CREATE TRIGGER users_destinations_insert AFTER INSERT ON users BEGIN
+        INSERT OR IGNORE INTO user_destinations (address, username)
+            SELECT json_extract(value, '$.address'), NEW.username
+            FROM json_each(NEW.destinations)
+            WHERE json_extract(value, '$.address') IS NOT NULL;
+    END;
+    CREATE TRIGGER users_destinations_update AFTER UPDATE ON users BEGIN
+        DELETE FROM user_destinations WHERE username = OLD.username;
+        INSERT OR IGNORE INTO user_destinations (address, username)
+            SELECT json_extract(value, '$.address'), NEW.username
+            FROM json_each(NEW.destinations)
+            WHERE json_extract(value, '$.address') IS NOT NULL;
+    END;
+    CREATE TRIGGER users_destinations_delete AFTER DELETE ON users BEGIN
+        DELETE FROM user_destinations WHERE username = OLD.username;
+    END;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -139,6 +170,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_version_3_database_gains_the_destination_index_of_its_users() {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().expect("open");
+        for step in &MIGRATIONS[..3] {
+            conn.execute_batch(step).expect("schema 3");
+        }
+        let email = |a: &str| format!(r#"{{"channel":"email","address":"{a}"}}"#);
+        conn.execute(
+            "INSERT INTO users (username, destinations, mobile_group) VALUES
+             ('a', ?1, 0), ('b', ?2, 1), ('c', '[]', 0)",
+            [
+                format!(
+                    r#"[{},{{"channel":"sms","address":"+15555550100"}}]"#,
+                    email("x@example.com")
+                ),
+                format!("[{}]", email("x@example.com")),
+            ],
+        )
+        .expect("users");
+        conn.pragma_update(None, "user_version", 3)
+            .expect("version");
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .expect("application id");
+        migrate(&mut conn, path).expect("migrate");
+        let rows = |conn: &Connection| -> Vec<(String, String)> {
+            conn.prepare("SELECT address, username FROM user_destinations ORDER BY 1, 2")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()
+                })
+                .expect("read")
+        };
+        let pair = |a: &str, u: &str| (a.to_owned(), u.to_owned());
+        assert_eq!(
+            rows(&conn),
+            [
+                pair("+15555550100", "a"),
+                pair("x@example.com", "a"),
+                pair("x@example.com", "b")
+            ]
+        );
+        // The triggers keep it from then on.
+        conn.execute(
+            "UPDATE users SET destinations = ?1 WHERE username = 'a'",
+            [format!("[{}]", email("y@example.com"))],
+        )
+        .expect("update");
+        conn.execute("DELETE FROM users WHERE username = 'b'", [])
+            .expect("delete");
+        conn.execute(
+            "INSERT INTO users (username, destinations, mobile_group) VALUES ('d', ?1, 0)",
+            [format!("[{}]", email("x@example.com"))],
+        )
+        .expect("insert");
+        assert_eq!(
+            rows(&conn),
+            [pair("x@example.com", "d"), pair("y@example.com", "a")]
+        );
+    }
+
+    #[test]
     fn a_version_1_database_gains_the_event_log_and_keeps_its_rows() {
         let path = Path::new(":memory:");
         let mut conn = Connection::open_in_memory().expect("open");
@@ -157,7 +249,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
         let kept: String = conn
             .query_row("SELECT value FROM settings WHERE key = 'policy'", [], |r| {
                 r.get(0)

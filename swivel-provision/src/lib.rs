@@ -98,7 +98,7 @@ pub use store::{CodeStore, RecordKey, UpdateStep, Updated};
 pub use strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, one_time_code};
 pub use transport::{DeviceNotice, ProvisionLinks, ProvisionMessage, QrImage, Transport};
 pub use types::{Channel, Destination, DeviceInfo, Pin, Purpose, SiteId, Username};
-pub use users::{UserAdmin, UserEntry, UserRepository};
+pub use users::{MAX_USER_PAGE, UserAdmin, UserEntry, UserQuery, UserRepository};
 
 /// mockall mocks of every trait (feature `mock`).
 #[cfg(feature = "mock")]

@@ -3,6 +3,7 @@
 //! between server instances (use the SQLite or PostgreSQL store for that).
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -16,7 +17,7 @@ use crate::settings::SettingsStore;
 use crate::site::{ServerSettings, SiteAdmin, SiteDirectory};
 use crate::store::{CodeStore, RecordKey, UpdateStep, Updated, check_owner};
 use crate::types::{SiteId, Username};
-use crate::users::{UserAdmin, UserEntry, UserRepository};
+use crate::users::{UserAdmin, UserEntry, UserQuery, UserRepository};
 
 mod counters;
 mod jobs;
@@ -220,6 +221,24 @@ impl UserAdmin for MemoryUsers {
 
     async fn list_users(&self) -> Result<Vec<UserEntry>, StoreError> {
         Ok(lock(&self.users).values().cloned().collect())
+    }
+
+    async fn list_users_page(&self, query: &UserQuery) -> Result<Vec<UserEntry>, StoreError> {
+        query.validate()?;
+        let users = lock(&self.users);
+        let from = match &query.after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        let end = query.prefix_end();
+        Ok(users
+            .range::<Username, _>((from, Bound::Unbounded))
+            .map(|(_, u)| u)
+            .take_while(|u| end.as_deref().is_none_or(|e| u.username.as_str() < e))
+            .filter(|u| query.matches(u))
+            .take(query.limit)
+            .cloned()
+            .collect())
     }
 }
 

@@ -1,10 +1,14 @@
 //! The conformance suite against the in-memory store, and against a store that offers only
-//! load and compare-and-swap (so `CodeStore::update` is the trait's default).
+//! load and compare-and-swap (so `CodeStore::update` is the trait's default); the users
+//! page of the memory directory and of the trait's default.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use swivel_provision::{CodeStore, IdHash, MemoryStore, ProvisionRecord, StoreError, Username};
+use swivel_provision::{
+    CodeStore, IdHash, MemoryStore, MemoryUsers, ProvisionRecord, StoreError, UserAdmin, UserEntry,
+    UserRepository, Username,
+};
 use time::OffsetDateTime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -67,8 +71,41 @@ async fn memory_event_log_passes_the_event_checks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_job_store_passes_the_queue_suite() {
     let store = Arc::new(swivel_provision::MemoryJobStore::new(Arc::new(
-        swivel_provision::MemoryUsers::new(),
+        MemoryUsers::new(),
     )));
     swivel_provision::testing::conformance::run_with_users(store.clone()).await;
     swivel_provision::testing::conformance::queue_run(store).await;
+}
+
+/// A directory that implements only what `UserAdmin` requires, as a third-party store
+/// might: it gets the default `list_users_page` (over `list_users`).
+struct ListOnly(MemoryUsers);
+
+#[async_trait]
+impl UserRepository for ListOnly {
+    async fn find_user(&self, username: &Username) -> Result<Option<UserEntry>, StoreError> {
+        self.0.find_user(username).await
+    }
+}
+
+#[async_trait]
+impl UserAdmin for ListOnly {
+    async fn put_user(&self, user: &UserEntry) -> Result<(), StoreError> {
+        self.0.put_user(user).await
+    }
+
+    async fn remove_user(&self, username: &Username) -> Result<bool, StoreError> {
+        self.0.remove_user(username).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserEntry>, StoreError> {
+        self.0.list_users().await
+    }
+}
+
+#[tokio::test]
+async fn users_pages_of_memory_and_of_the_default_implementation() {
+    use swivel_provision::testing::conformance::users_page;
+    users_page(&MemoryUsers::new()).await;
+    users_page(&ListOnly(MemoryUsers::new())).await;
 }

@@ -1,12 +1,45 @@
 //! Administrator actions shared by the console, the JSON API and the command line: each
 //! of the three calls the same function here, so a rule (which user may be acted on, what
-//! counts as done) is written once.
+//! counts as done) is written once. Each action on a user logs one line naming who did it
+//! ([`Actor`]): the core's events name the user, not the administrator.
+
+use std::net::IpAddr;
 
 use serde::Deserialize;
-use swivel_provision::{Destination, Pin, ServerSettings, SiteId, UserEntry, Username};
+use swivel_provision::{
+    Destination, Origin, Pin, RequestReceipt, ServerSettings, SiteId, UserEntry, Username,
+};
 
 use crate::error::AppError;
+use crate::routes::show_time;
 use crate::state::AppState;
+
+/// Who asks for an action: the console (there is one console password, so the session's
+/// client address names it), the JSON API (its bearer token) or the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A console session, from this client address.
+    Console(IpAddr),
+    /// The JSON API.
+    Api,
+    /// The command line.
+    Cli,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Console(ip) => write!(f, "console ({ip})"),
+            Actor::Api => f.write_str("api"),
+            Actor::Cli => f.write_str("cli"),
+        }
+    }
+}
+
+/// The log line of a done action: what, on which user, by whom.
+fn done(actor: Actor, action: &'static str, username: &Username) {
+    tracing::info!(administrator = %actor, action, user = %username, "administrator action");
+}
 
 /// Checks `name` and that the user is in the directory (`Invalid Username` otherwise).
 pub async fn existing_user(state: &AppState, name: &str) -> Result<Username, AppError> {
@@ -41,10 +74,110 @@ impl std::fmt::Display for Unlocked {
 
 /// Unlocks an account locked after too many failed attempts in a row (console Unlock,
 /// `POST /api/v1/users/{username}/unlock`, `provision-server users unlock`).
-pub async fn unlock(state: &AppState, name: &str) -> Result<Unlocked, AppError> {
+pub async fn unlock(state: &AppState, actor: Actor, name: &str) -> Result<Unlocked, AppError> {
     let username = existing_user(state, name).await?;
     let cleared = state.provisioner().unlock(&username).await?;
+    done(actor, "unlock", &username);
     Ok(Unlocked { username, cleared })
+}
+
+/// What [`reprovision`] did. `Display` is the line the console and the command line show.
+#[derive(Debug, Clone)]
+pub struct Reprovisioned(pub RequestReceipt);
+
+impl std::fmt::Display for Reprovisioned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Provision code created for user \"{}\"; it goes to {} and is valid until {}.",
+            self.0.username,
+            self.0.destination.address,
+            show_time(self.0.expires_at)
+        )
+    }
+}
+
+/// Sends the user a new provision code (console Reprovision,
+/// `POST /api/v1/users/{username}/reprovision`, `provision-server reprovision`).
+pub async fn reprovision(
+    state: &AppState,
+    actor: Actor,
+    name: &str,
+) -> Result<Reprovisioned, AppError> {
+    let username = Username::parse(name)?;
+    let receipt = state
+        .provisioner()
+        .request_provision(&username, Origin::Admin)
+        .await?;
+    done(actor, "reprovision", &username);
+    Ok(Reprovisioned(receipt))
+}
+
+/// What [`revoke`] did. `Display` is the line the console and the command line show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// The user.
+    pub username: Username,
+    /// Whether there was a device or a pending code to revoke.
+    pub revoked: bool,
+}
+
+impl std::fmt::Display for Revoked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.revoked {
+            write!(
+                f,
+                "The device and pending code of user \"{}\" were revoked.",
+                self.username
+            )
+        } else {
+            write!(
+                f,
+                "User \"{}\" had no device or pending code.",
+                self.username
+            )
+        }
+    }
+}
+
+/// Revokes the user's device and pending code (console Revoke,
+/// `POST /api/v1/users/{username}/revoke`, `provision-server users revoke`).
+pub async fn revoke(state: &AppState, actor: Actor, name: &str) -> Result<Revoked, AppError> {
+    let username = existing_user(state, name).await?;
+    let revoked = state.provisioner().revoke(&username).await?;
+    done(actor, "revoke", &username);
+    Ok(Revoked { username, revoked })
+}
+
+/// What [`delete_user`] did. `Display` is the line the console and the command line show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// The user.
+    pub username: Username,
+}
+
+impl std::fmt::Display for Deleted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "User \"{}\" deleted.", self.username)
+    }
+}
+
+/// Deletes a user: first revokes the device and pending code (so that a user added again
+/// under the same name does not inherit them), then removes the user and the PIN (console
+/// Delete, `DELETE /api/v1/users/{username}`, `provision-server users delete`).
+pub async fn delete_user(state: &AppState, actor: Actor, name: &str) -> Result<Deleted, AppError> {
+    let username = existing_user(state, name).await?;
+    state.provisioner().revoke(&username).await?;
+    let existed = state.backend().user_admin.remove_user(&username).await?;
+    state.pins().remove(&username).await?;
+    if !existed {
+        return Err(swivel_provision::Error::UnknownUser {
+            username: name.to_owned(),
+        }
+        .into());
+    }
+    done(actor, "delete", &username);
+    Ok(Deleted { username })
 }
 
 /// A user's destinations, group and PIN, as `users add` flags and as the JSON body of
@@ -102,10 +235,11 @@ impl std::fmt::Display for Saved {
 }
 
 /// Adds a user, or replaces an existing user's destinations and group, and sets the PIN
-/// when one is given (`provision-server users add`, `PUT /api/v1/users/{username}`). Every
-/// field is checked before anything is written.
+/// when one is given (console Add user and Edit, `provision-server users add`,
+/// `PUT /api/v1/users/{username}`). Every field is checked before anything is written.
 pub async fn save_user(
     state: &AppState,
+    actor: Actor,
     name: &str,
     fields: &UserFields,
 ) -> Result<Saved, AppError> {
@@ -133,6 +267,7 @@ pub async fn save_user(
     if let Some(pin) = pin {
         state.pins().set(&username, &pin).await?;
     }
+    done(actor, "save", &username);
     Ok(Saved { username })
 }
 

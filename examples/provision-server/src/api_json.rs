@@ -7,7 +7,7 @@ use std::num::NonZeroU16;
 use serde::{Deserialize, Serialize};
 use swivel_provision::{
     Destination, Origin, ProvisionStatus, RequestReceipt, ServerSettings, SiteId, StoredEvent,
-    Username,
+    UserEntry, Username,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -153,6 +153,55 @@ pub struct UnlockJson {
     pub username: String,
     /// Whether there was a lock (or a run of failures) to clear.
     pub unlocked: bool,
+}
+
+/// A revoke (`POST /api/v1/users/{username}/revoke`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevokeJson {
+    /// The user.
+    pub username: String,
+    /// Whether there was a device or a pending code to revoke.
+    pub revoked: bool,
+}
+
+/// A deleted user (`DELETE /api/v1/users/{username}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeletedJson {
+    /// The user.
+    pub username: String,
+    /// Always `true`: the user, their PIN, device and pending code are gone.
+    pub deleted: bool,
+}
+
+/// A user of a page of `GET /api/v1/users`: the directory entry, without the status
+/// (`GET /api/v1/users/{username}` has it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserEntryJson {
+    /// The username.
+    pub username: String,
+    /// Member of a group with mobile-client authentication.
+    pub mobile_group: bool,
+    /// Where messages go.
+    pub destinations: Vec<DestinationJson>,
+}
+
+impl From<&UserEntry> for UserEntryJson {
+    fn from(u: &UserEntry) -> Self {
+        Self {
+            username: u.username.as_str().to_owned(),
+            mobile_group: u.mobile_group,
+            destinations: u.destinations.iter().map(DestinationJson::from).collect(),
+        }
+    }
+}
+
+/// One page of users, ordered by username (`GET /api/v1/users`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UsersJson {
+    /// The users.
+    pub users: Vec<UserEntryJson>,
+    /// The `after` of the next page; `null` when there is none.
+    pub next_after: Option<String>,
 }
 
 /// The body of `PUT /api/v1/sites/{site}`: where devices of the site connect, and the five

@@ -12,6 +12,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::routes::{
     admin, agentxml, api, health, landing, login, metrics, selfservice, sites, ssd, tokenindex,
+    users,
 };
 use crate::state::AppState;
 use crate::{openapi, problem};
@@ -54,9 +55,21 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/", get(admin::index))
         .route("/admin/login", get(admin::login_form).post(admin::login))
         .route("/admin/logout", post(admin::logout))
-        .route("/admin/users", get(admin::users))
-        .route("/admin/reprovision", post(admin::reprovision))
-        .route("/admin/unlock", post(admin::unlock))
+        .route("/admin/users", get(users::users).post(users::add))
+        .route("/admin/users/{username}", get(users::user))
+        .route(
+            "/admin/users/{username}/reprovision",
+            post(users::user_reprovision),
+        )
+        .route("/admin/users/{username}/revoke", post(users::user_revoke))
+        .route("/admin/users/{username}/unlock", post(users::user_unlock))
+        .route("/admin/users/{username}/edit", post(users::edit))
+        .route(
+            "/admin/users/{username}/delete",
+            get(users::confirm_delete).post(users::delete),
+        )
+        .route("/admin/reprovision", post(users::reprovision))
+        .route("/admin/unlock", post(users::unlock))
         .route("/admin/policy", get(admin::policy).post(admin::save_policy))
         .route("/admin/sites", get(sites::sites).post(sites::save))
         .route("/admin/log", get(admin::log));
@@ -121,7 +134,12 @@ fn with_security_headers(mut router: Router) -> Router {
 fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi::document))
-        .route("/users/{username}", get(api::user).put(api::save_user))
+        .route("/users", get(api::users))
+        .route(
+            "/users/{username}",
+            get(api::user).put(api::save_user).delete(api::delete_user),
+        )
+        .route("/users/{username}/revoke", post(api::revoke))
         .route("/users/{username}/reprovision", post(api::reprovision))
         .route("/users/{username}/unlock", post(api::unlock))
         .route("/sites/{site}", get(api::site).put(api::save_site))

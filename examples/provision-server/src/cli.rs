@@ -8,9 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use swivel_provision::{
-    Delivery, Destination, Origin, Pin, ServerKey, ServerSettings, SiteId, UserEntry, Username,
+    Delivery, Destination, MAX_USER_PAGE, Pin, ServerKey, ServerSettings, SiteId, UserEntry,
+    UserQuery, Username,
 };
 
+use crate::actions::Actor;
 use crate::backend::Backend;
 use crate::config::{FileConfig, TlsFiles};
 use crate::credentials::random_token;
@@ -96,10 +98,24 @@ pub enum Command {
 pub enum UsersCommand {
     /// Add a user, or replace an existing user's destinations and group.
     Add(AddUser),
-    /// List users and their provisioning status.
-    List,
-    /// Remove a user (and the user's PIN).
-    Remove {
+    /// List users and their provisioning status, in username order (read a page of 1,000
+    /// at a time).
+    List {
+        /// Only usernames starting with this text.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only users with a destination of exactly this address.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Delete a user: revoke the device and pending code, remove the user and the PIN.
+    #[command(visible_alias = "remove")]
+    Delete {
+        /// The user.
+        name: String,
+    },
+    /// Revoke a user's device and pending provision code (the user stays).
+    Revoke {
         /// The user.
         name: String,
     },
@@ -427,6 +443,32 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
     }
 }
 
+/// One line of `users list`: name, destinations, group, status.
+async fn print_user(state: &AppState, user: &UserEntry) -> Result<(), AppError> {
+    let status = state.provisioner().status(&user.username).await?;
+    let dests: Vec<String> = user
+        .destinations
+        .iter()
+        .map(|d| format!("{}:{}", d.channel, d.address))
+        .collect();
+    println!(
+        "{}\t{}\t{}\t{}",
+        user.username,
+        if dests.is_empty() {
+            "-".to_owned()
+        } else {
+            dests.join(",")
+        },
+        if user.mobile_group {
+            "mobile-group"
+        } else {
+            "-"
+        },
+        crate::routes::users::status_text(&status)
+    );
+    Ok(())
+}
+
 async fn run_command(
     state: &AppState,
     command: &Command,
@@ -438,60 +480,48 @@ async fn run_command(
         Command::Users(UsersCommand::Add(a)) => {
             println!(
                 "{}",
-                crate::actions::save_user(state, &a.name, &a.fields).await?
+                crate::actions::save_user(state, Actor::Cli, &a.name, &a.fields).await?
             );
         }
-        Command::Users(UsersCommand::List) => {
-            for user in b.user_admin.list_users().await? {
-                let status = state.provisioner().status(&user.username).await?;
-                let dests: Vec<String> = user
-                    .destinations
-                    .iter()
-                    .map(|d| format!("{}:{}", d.channel, d.address))
-                    .collect();
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    user.username,
-                    if dests.is_empty() {
-                        "-".to_owned()
-                    } else {
-                        dests.join(",")
-                    },
-                    if user.mobile_group {
-                        "mobile-group"
-                    } else {
-                        "-"
-                    },
-                    crate::routes::admin::status_text(&status)
-                );
+        Command::Users(UsersCommand::List {
+            prefix,
+            destination,
+        }) => {
+            let mut query = UserQuery {
+                prefix: prefix.clone(),
+                destination: destination.clone(),
+                ..UserQuery::first(MAX_USER_PAGE)
+            };
+            loop {
+                let page = crate::user_list::page(state, &query).await?;
+                for user in &page.users {
+                    print_user(state, user).await?;
+                }
+                match page.next_after {
+                    Some(after) => query.after = Some(after),
+                    None => break,
+                }
             }
         }
-        Command::Users(UsersCommand::Remove { name }) => {
-            let username = Username::parse(name)?;
-            let existed = b.user_admin.remove_user(&username).await?;
-            state.pins().remove(&username).await?;
-            if !existed {
-                return Err(swivel_provision::Error::UnknownUser {
-                    username: name.clone(),
-                }
-                .into());
-            }
-            println!("User \"{username}\" removed.");
+        Command::Users(UsersCommand::Delete { name }) => {
+            println!(
+                "{}",
+                crate::actions::delete_user(state, Actor::Cli, name).await?
+            );
+        }
+        Command::Users(UsersCommand::Revoke { name }) => {
+            println!("{}", crate::actions::revoke(state, Actor::Cli, name).await?);
         }
         Command::Users(UsersCommand::Unlock { name }) => {
-            println!("{}", crate::actions::unlock(state, name).await?);
+            println!("{}", crate::actions::unlock(state, Actor::Cli, name).await?);
         }
         Command::Reprovision { name } => {
-            let username = Username::parse(name)?;
-            let receipt = state
-                .provisioner()
-                .request_provision(&username, Origin::Admin)
-                .await?;
+            let done = crate::actions::reprovision(state, Actor::Cli, name).await?;
             println!(
                 "Provision code sent to user \"{}\" at {} (valid until {}).",
-                receipt.username,
-                receipt.destination.address,
-                show_time(receipt.expires_at)
+                done.0.username,
+                done.0.destination.address,
+                show_time(done.0.expires_at)
             );
         }
         Command::Sites(SitesCommand::Add {

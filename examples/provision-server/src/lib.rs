@@ -54,6 +54,7 @@ pub mod shutdown;
 pub mod state;
 pub mod throttle;
 pub mod transports;
+pub mod user_list;
 
 pub use app::app;
 pub use state::{AppState, StateBuilder};

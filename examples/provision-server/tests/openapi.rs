@@ -288,7 +288,7 @@ async fn every_api_error_is_a_problem_matching_its_schema() {
         ),
         (
             Method::DELETE,
-            "/api/v1/users/alice",
+            "/api/v1/sites/EDGE",
             auth,
             "",
             StatusCode::METHOD_NOT_ALLOWED,

@@ -15,7 +15,7 @@ use crate::queue::{JobId, JobKind, JobStep, JobStore, QueueDepth, QueuedJob};
 use crate::record::ProvisionRecord;
 use crate::store::{CodeStore, RecordKey, UpdateStep, Updated, check_owner};
 use crate::types::Username;
-use crate::users::{UserAdmin, UserEntry, UserRepository};
+use crate::users::{UserAdmin, UserEntry, UserQuery, UserRepository};
 
 /// A job and the worker that holds it (`None`: nobody).
 type Held = (QueuedJob, Option<String>);
@@ -120,6 +120,10 @@ impl UserAdmin for MemoryJobStore {
 
     async fn list_users(&self) -> Result<Vec<UserEntry>, StoreError> {
         self.users.list_users().await
+    }
+
+    async fn list_users_page(&self, query: &UserQuery) -> Result<Vec<UserEntry>, StoreError> {
+        self.users.list_users_page(query).await
     }
 }
 

@@ -3,7 +3,8 @@
 //! hash; 32 concurrent updates of one record: exactly one takes a code, and none is lost),
 //! and exactly-once redeem under concurrency through the real [`Provisioner`]; for a
 //! store that is also the user directory, [`run_with_users`] adds the checks of
-//! [`UserRecordStore::update_with_user`]. [`events_run`] checks an
+//! [`UserRecordStore::update_with_user`] and of [`UserAdmin::list_users_page`]
+//! ([`users_page`]). [`events_run`] checks an
 //! [`EventStore`](crate::EventStore); [`queue_run`] a [`JobStore`](crate::JobStore) (on a
 //! queue nothing else uses meanwhile); [`counters_run`] a
 //! [`CounterStore`](crate::CounterStore).
@@ -52,11 +53,13 @@ pub use counters::{
     counters_purge_removes_ended_windows, counters_run,
 };
 mod events;
+mod users;
 pub use events::{
     events_append_and_list_newest_first, events_concurrent_appends_get_distinct_ids,
     events_filters, events_limits_are_checked, events_pagination_has_no_gaps_or_repeats,
     events_purge_before, events_run,
 };
+pub use users::users_page;
 
 /// Concurrent redeems of one code in [`exactly_once_redeem`].
 pub const CONCURRENT_REDEEMS: usize = 32;
@@ -661,9 +664,10 @@ pub async fn purge_leaves_live_records(store: Arc<dyn CodeStore>) {
 /// owner of the record a device Id finds, and no user for an unknown name); 32 concurrent
 /// joint updates of one record: exactly one takes the code; and the whole cycle
 /// (request, 32 concurrent redeems, strings download) through a [`Provisioner`] built with
-/// [`store_with_users`](crate::ProvisionerBuilder::store_with_users).
+/// [`store_with_users`](crate::ProvisionerBuilder::store_with_users); and [`users_page`].
 pub async fn run_with_users<S: UserRecordStore + UserAdmin>(store: Arc<S>) {
     run(store.clone()).await;
+    users_page(store.as_ref()).await;
     update_with_user_sees_the_directory(store.as_ref()).await;
     concurrent_updates_with_user_one_winner(store.clone()).await;
     joint_cycle_exactly_once(store).await;

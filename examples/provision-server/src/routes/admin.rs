@@ -1,7 +1,7 @@
 //! The administration console under `/admin/`: login with the console password, User
-//! Management (status and Reprovision), Policy / Self-Reset, Sites ([`super::sites`]), and
-//! Log (the shared event log of every instance). Server-rendered; every form that changes something carries the
-//! session's CSRF token.
+//! Management ([`super::users`]), Policy / Self-Reset, Sites ([`super::sites`]), and Log
+//! (the shared event log of every instance). Server-rendered; every form that changes
+//! something carries the session's CSRF token.
 
 use std::collections::HashMap;
 
@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::header::{self, HeaderMap};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use swivel_provision::{Origin, Policy, ProvisionStatus, UserEntry, Username};
+use swivel_provision::Policy;
 
 use crate::client::ClientIp;
 use crate::error::AppError;
@@ -221,171 +221,6 @@ pub async fn logout(
         Redirect::to("/admin/login").into_response(),
         &session::clear_cookie(state.secure_cookies()),
     )
-}
-
-/// A user's status as the console shows it.
-pub fn status_text(status: &ProvisionStatus) -> String {
-    let mut parts = Vec::new();
-    if let Some(d) = &status.device {
-        let mut s = format!("provisioned at {}", show_time(d.provisioned_at));
-        if let Some(info) = &d.info {
-            s.push_str(&format!(" ({info})"));
-        }
-        parts.push(s);
-    }
-    if let Some(p) = &status.pending {
-        parts.push(format!("pending until {}", show_time(p.expires_at)));
-    }
-    if let Some(t) = status.locked_at {
-        parts.push(format!(
-            "locked since {} after {} failed attempts",
-            show_time(t),
-            status.failures
-        ));
-    }
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
-async fn users_page(
-    state: &AppState,
-    session: &Session,
-    message: Option<(&str, String)>,
-) -> Result<String, AppError> {
-    let users: Vec<UserEntry> = state.backend().user_admin.list_users().await?;
-    let mut body = String::new();
-    if let Some((class, text)) = message {
-        body.push_str(&format!(
-            "<p class=\"{class}\" id=\"message\">{}</p>",
-            escape(&text)
-        ));
-    }
-    body.push_str("<table id=\"users\"><tr><th>User</th><th>Destinations</th><th>Mobile group</th><th>Provisioning</th><th></th></tr>");
-    for user in &users {
-        let status = state.provisioner().status(&user.username).await?;
-        let dests: Vec<String> = user
-            .destinations
-            .iter()
-            .map(|d| format!("{}: {}", d.channel, d.address))
-            .collect();
-        body.push_str(&format!(
-            "<tr><td>{name}</td><td>{dests}</td><td>{group}</td><td class=\"status\">{status}</td>\
-<td><form method=\"post\" action=\"/admin/reprovision\">{csrf}<input type=\"hidden\" name=\"username\" value=\"{name}\">\
-<button type=\"submit\" name=\"reprovision\" value=\"{name}\">Reprovision</button></form>{unlock}</td></tr>",
-            unlock = if status.locked_at.is_some() {
-                format!(
-                    "<form method=\"post\" action=\"/admin/unlock\">{csrf}<input type=\"hidden\" name=\"username\" value=\"{name}\">\
-<button type=\"submit\" name=\"unlock\" value=\"{name}\">Unlock</button></form>",
-                    csrf = csrf_field(&session.csrf),
-                    name = escape(user.username.as_str()),
-                )
-            } else {
-                String::new()
-            },
-            name = escape(user.username.as_str()),
-            dests = escape(&dests.join(", ")),
-            group = if user.mobile_group { "yes" } else { "no" },
-            status = escape(&status_text(&status)),
-            csrf = csrf_field(&session.csrf),
-        ));
-    }
-    body.push_str("</table>");
-    if users.is_empty() {
-        body.push_str("<p>No users yet. Add one with <code>provision-server users add NAME --email ADDRESS --mobile-group</code>.</p>");
-    }
-    Ok(console_page(session, "User Management", &body))
-}
-
-/// User Management.
-pub async fn users(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    let session = match logged_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    Ok((html::headers(), users_page(&state, &session, None).await?).into_response())
-}
-
-/// The Reprovision button's fields.
-#[derive(serde::Deserialize)]
-pub struct ReprovisionForm {
-    /// CSRF token.
-    #[serde(default)]
-    pub csrf: String,
-    /// The user.
-    #[serde(default)]
-    pub username: String,
-}
-
-/// Reprovision: a new code to the user's own transport.
-pub async fn reprovision(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<ReprovisionForm>,
-) -> Result<Response, AppError> {
-    let session = match logged_in_post(&state, &headers, Some(&form.csrf)).await {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    let result = match Username::parse(&form.username) {
-        Ok(u) => state
-            .provisioner()
-            .request_provision(&u, Origin::Admin)
-            .await
-            .map(|r| (u, r)),
-        Err(e) => Err(e),
-    };
-    let result = result.map_err(AppError::from).map(|(u, receipt)| {
-        format!(
-            "Provision code created for user \"{u}\"; it goes to {} and is valid until {}.",
-            receipt.destination.address,
-            show_time(receipt.expires_at)
-        )
-    });
-    action_page(&state, &session, result).await
-}
-
-/// The users page after an action, with its outcome (a done message, or the error with its
-/// status).
-async fn action_page(
-    state: &AppState,
-    session: &Session,
-    outcome: Result<String, AppError>,
-) -> Result<Response, AppError> {
-    let (status, message) = match outcome {
-        Ok(done) => (StatusCode::OK, ("ok", done)),
-        Err(e) => {
-            e.log();
-            (e.status(), ("error", e.public_message()))
-        }
-    };
-    Ok((
-        status,
-        html::headers(),
-        users_page(state, session, Some(message)).await?,
-    )
-        .into_response())
-}
-
-/// Unlock: an account locked after too many failed attempts takes codes again.
-pub async fn unlock(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<ReprovisionForm>,
-) -> Result<Response, AppError> {
-    let session = match logged_in_post(&state, &headers, Some(&form.csrf)).await {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    let outcome = crate::actions::unlock(&state, &form.username)
-        .await
-        .map(|done| done.to_string());
-    action_page(&state, &session, outcome).await
 }
 
 struct Field {

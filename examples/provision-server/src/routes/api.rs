@@ -9,6 +9,14 @@
 //!   (added, or destinations, group and PIN replaced).
 //! - `POST /api/v1/users/{username}/unlock` → `200` with whether a lock (or a run of
 //!   failures) was cleared.
+//! - `POST /api/v1/users/{username}/revoke` → `200` with whether a device or a pending
+//!   code was revoked.
+//! - `DELETE /api/v1/users/{username}` → `200`: the user deleted (device and code revoked,
+//!   PIN removed).
+//! - `GET /api/v1/users?prefix=&destination=&after=&limit=` → `{"users": [...],
+//!   "next_after": name|null}`: one page of users by username (`prefix` of the username,
+//!   `destination` an exact address, `limit` 1 to 1,000, default 100; `after` the
+//!   `next_after` of the previous page).
 //! - `GET /api/v1/sites/{site}` → what server settings discovery answers for the Site ID.
 //! - `PUT /api/v1/sites/{site}` with a JSON body of [`SiteFields`] → `200` with the site
 //!   as `GET` shows it (added or replaced).
@@ -27,11 +35,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{self, HeaderMap};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use swivel_provision::{Origin, SiteId, Username};
+use swivel_provision::{SiteId, Username};
 
-use crate::actions::UserFields;
+use crate::actions::{Actor, UserFields};
 use crate::api_json::{
-    EventJson, EventsJson, ReprovisionJson, SiteFields, SiteJson, UnlockJson, UserJson,
+    DeletedJson, EventJson, EventsJson, ReprovisionJson, RevokeJson, SiteFields, SiteJson,
+    UnlockJson, UserEntryJson, UserJson, UsersJson,
 };
 use crate::error::AppError;
 use crate::problem::Problem;
@@ -132,7 +141,7 @@ pub async fn save_user(
 ) -> Result<Json<UserJson>, ApiError> {
     authorize(&state, &headers).await?;
     let Json(fields) = body.map_err(body_error)?;
-    let saved = crate::actions::save_user(&state, &name, &fields).await?;
+    let saved = crate::actions::save_user(&state, Actor::Api, &name, &fields).await?;
     Ok(Json(user_json(&state, &saved.username).await?))
 }
 
@@ -241,7 +250,7 @@ pub async fn unlock(
     Path(name): Path<String>,
 ) -> Result<Json<UnlockJson>, ApiError> {
     authorize(&state, &headers).await?;
-    let done = crate::actions::unlock(&state, &name).await?;
+    let done = crate::actions::unlock(&state, Actor::Api, &name).await?;
     Ok(Json(UnlockJson {
         username: done.username.as_str().to_owned(),
         unlocked: done.cleared,
@@ -272,12 +281,114 @@ pub async fn reprovision(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers).await?;
-    let username = Username::parse(&name)?;
-    let receipt = state
-        .provisioner()
-        .request_provision(&username, Origin::Admin)
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(ReprovisionJson::from(&receipt))).into_response())
+    let done = crate::actions::reprovision(&state, Actor::Api, &name).await?;
+    Ok((StatusCode::ACCEPTED, Json(ReprovisionJson::from(&done.0))).into_response())
+}
+
+/// `POST /api/v1/users/{username}/revoke`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{username}/revoke",
+    tag = "users",
+    summary = "Revoke the user's device and pending provision code",
+    description = "The same as the console's Revoke and `provision-server users revoke`. \
+        The user stays; a new code (reprovision) provisions a new device.",
+    params(("username" = String, Path, example = "alice", description = "The username")),
+    responses(
+        (status = 200, description = "Whether there was something to revoke", body = RevokeJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<RevokeJson>, ApiError> {
+    authorize(&state, &headers).await?;
+    let done = crate::actions::revoke(&state, Actor::Api, &name).await?;
+    Ok(Json(RevokeJson {
+        username: done.username.as_str().to_owned(),
+        revoked: done.revoked,
+    }))
+}
+
+/// `DELETE /api/v1/users/{username}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{username}",
+    tag = "users",
+    summary = "Delete a user",
+    description = "The same as the console's Delete and `provision-server users delete`: the \
+        device and pending code are revoked, then the user and their PIN are removed.",
+    params(("username" = String, Path, example = "alice", description = "The username")),
+    responses(
+        (status = 200, description = "The user is deleted", body = DeletedJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<DeletedJson>, ApiError> {
+    authorize(&state, &headers).await?;
+    let done = crate::actions::delete_user(&state, Actor::Api, &name).await?;
+    Ok(Json(DeletedJson {
+        username: done.username.as_str().to_owned(),
+        deleted: true,
+    }))
+}
+
+/// `GET /api/v1/users`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    summary = "One page of users, ordered by username",
+    description = "A parameter is left out rather than sent empty; an unknown one is refused.",
+    params(
+        ("prefix" = Option<String>, Query, min_length = 1,
+            description = "Only usernames starting with this text"),
+        ("destination" = Option<String>, Query, min_length = 1,
+            description = "Only users with a destination of exactly this address"),
+        ("after" = Option<String>, Query, min_length = 1,
+            description = "The `next_after` of the previous page"),
+        ("limit" = Option<u16>, Query, minimum = 1, maximum = 1000,
+            description = "Users on the page (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "A page of users", body = UsersJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<UsersJson>, ApiError> {
+    authorize(&state, &headers).await?;
+    let Query(params) =
+        params.map_err(|_| AppError::BadRequest("the query string is not valid".into()))?;
+    let query = crate::user_list::parse(&params, crate::user_list::API_DEFAULT_LIMIT)?;
+    if let Some((name, _)) = params.iter().find(|(_, v)| v.trim().is_empty()) {
+        return Err(AppError::BadRequest(format!("{name} is empty; leave it out instead")).into());
+    }
+    let page = crate::user_list::page(&state, &query).await?;
+    Ok(Json(UsersJson {
+        users: page.users.iter().map(UserEntryJson::from).collect(),
+        next_after: page.next_after.map(|u| u.as_str().to_owned()),
+    }))
 }
 
 /// `GET /api/v1/sites/{site}`.

@@ -11,6 +11,7 @@ pub mod selfservice;
 pub mod sites;
 pub mod ssd;
 pub mod tokenindex;
+pub mod users;
 
 use time::OffsetDateTime;
 use time::macros::format_description;
