@@ -93,9 +93,9 @@ impl fmt::Debug for QrImage {
     }
 }
 
-/// What a device-bound notice tells the user ([`Policy::notify_device_bound`]
-/// (crate::Policy::notify_device_bound)): when a new device was provisioned and what was
-/// logged of it. It carries no code and no provision Id.
+/// What a device-bound notice tells the user
+/// ([`Policy::notify_device_bound`](crate::Policy::notify_device_bound)): when a new device
+/// was provisioned and what was logged of it. It carries no code and no provision Id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceNotice {
     /// When the device was provisioned.
