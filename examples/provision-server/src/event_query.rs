@@ -20,7 +20,7 @@ pub const LOG_PAGE_LIMIT: usize = 50;
 const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 /// The parameters a caller may give.
-const PARAMETERS: &str = "user, since, limit, before";
+const PARAMETERS: [&str; 4] = ["user", "since", "limit", "before"];
 
 fn bad(message: impl Into<String>) -> AppError {
     AppError::BadRequest(message.into())
@@ -32,15 +32,7 @@ pub fn parse(
     params: &HashMap<String, String>,
     default_limit: usize,
 ) -> Result<EventQuery, AppError> {
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !["user", "since", "limit", "before"].contains(&k.as_str()))
-    {
-        return Err(bad(format!(
-            "unknown parameter {:?}; the parameters are {PARAMETERS}",
-            truncated(unknown)
-        )));
-    }
+    refuse_unknown(params, &PARAMETERS)?;
     let given = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let user = given("user")
         .map(|u| Username::parse(u).map_err(|e| bad(format!("user is not a valid username: {e}"))))
@@ -81,6 +73,22 @@ pub fn parse(
 }
 
 /// At most 64 bytes of a caller's text, for an error message.
+/// Refuses a query parameter that is not one of `known`, naming it (cut to 64 bytes) and
+/// the known ones.
+pub(crate) fn refuse_unknown(
+    params: &HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), AppError> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(bad(format!(
+            "unknown parameter {:?}; the parameters are {}",
+            truncated(unknown),
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn truncated(s: &str) -> &str {
     let mut end = s.len().min(64);
     while !s.is_char_boundary(end) {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use swivel_provision::{MAX_USER_PAGE, UserEntry, UserQuery, Username};
 
 use crate::error::AppError;
-use crate::event_query::truncated;
+use crate::event_query::refuse_unknown;
 use crate::state::AppState;
 
 /// Users per page of the console's users page.
@@ -32,13 +32,7 @@ pub fn parse(
     params: &HashMap<String, String>,
     default_limit: usize,
 ) -> Result<UserQuery, AppError> {
-    if let Some(unknown) = params.keys().find(|k| !PARAMETERS.contains(&k.as_str())) {
-        return Err(bad(format!(
-            "unknown parameter {:?}; the parameters are {}",
-            truncated(unknown),
-            PARAMETERS.join(", ")
-        )));
-    }
+    refuse_unknown(params, &PARAMETERS)?;
     let given = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let prefix = params
         .get("prefix")
