@@ -59,6 +59,18 @@ impl World {
             .expect("build")
     }
 
+    /// An instance that queues but whose worker has stopped (its jobs stay in the store),
+    /// after it queued a code for alice.
+    async fn queued_for_alice(&self) -> Provisioner {
+        let queuing = self.instance("queuing");
+        queuing.stop_deliveries().await.expect("stop");
+        queuing
+            .request_provision(&user("alice"), Origin::Admin)
+            .await
+            .expect("request");
+        queuing
+    }
+
     fn kinds(&self) -> Vec<&'static str> {
         self.events.events().iter().map(|e| e.kind()).collect()
     }
@@ -189,13 +201,7 @@ async fn a_job_whose_code_expired_is_dropped_unsent_with_an_event() {
 #[tokio::test]
 async fn a_new_request_replaces_the_unsent_message_and_a_revoke_cancels_it() {
     let w = World::new();
-    // An instance that queues but whose worker has stopped: the jobs stay in the store.
-    let queuing = w.instance("queuing");
-    queuing.stop_deliveries().await.expect("stop");
-    queuing
-        .request_provision(&user("alice"), Origin::Admin)
-        .await
-        .expect("first request");
+    let queuing = w.queued_for_alice().await;
     let first = w.store.jobs();
     queuing
         .request_provision(&user("alice"), Origin::Admin)
@@ -225,12 +231,7 @@ async fn a_new_request_replaces_the_unsent_message_and_a_revoke_cancels_it() {
 #[tokio::test]
 async fn a_dead_workers_jobs_are_taken_over_when_its_lease_runs_out() {
     let w = World::new();
-    let queuing = w.instance("queuing");
-    queuing.stop_deliveries().await.expect("stop");
-    queuing
-        .request_provision(&user("alice"), Origin::Admin)
-        .await
-        .expect("request");
+    w.queued_for_alice().await;
     // A worker claims it and dies without a word.
     let now = w.clock.now();
     let taken = w
@@ -266,12 +267,7 @@ async fn a_stopped_worker_ends_and_durable_delivery_needs_a_job_store() {
 #[tokio::test]
 async fn a_job_sealed_under_another_key_is_dropped() {
     let w = World::new();
-    let queuing = w.instance("queuing");
-    queuing.stop_deliveries().await.expect("stop");
-    queuing
-        .request_provision(&user("alice"), Origin::Admin)
-        .await
-        .expect("request");
+    w.queued_for_alice().await;
     let other = World {
         key: ServerKey::from_bytes([4; 32]),
         store: w.store.clone(),
