@@ -18,7 +18,8 @@ const APPEND: &str = "INSERT INTO events (at, instance, kind, username, failure,
 // Every filter is optional: a NULL parameter lets every row through.
 const LIST: &str = "SELECT id, at, instance, kind, username, failure, line FROM events
      WHERE ($1::text IS NULL OR username = $1) AND ($2::timestamptz IS NULL OR at >= $2)
-       AND ($3::bigint IS NULL OR id < $3)
+       AND ($3::bigint IS NULL OR id < $3) AND ($5::text IS NULL OR kind = $5)
+       AND ($6::timestamptz IS NULL OR at < $6)
      ORDER BY id DESC LIMIT $4";
 const PURGE: &str = "DELETE FROM events WHERE at < $1";
 
@@ -51,7 +52,17 @@ impl EventStore for PostgresStore {
             .map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         let limit = query.limit as i64;
         let rows = self
-            .rows(LIST, &[&user, &query.since, &before, &limit])
+            .rows(
+                LIST,
+                &[
+                    &user,
+                    &query.since,
+                    &before,
+                    &limit,
+                    &query.kind,
+                    &query.until,
+                ],
+            )
             .await?;
         rows.iter()
             .map(|row| -> Result<StoredEvent, StoreError> {

@@ -8,7 +8,7 @@ use deadpool_postgres::Object;
 use crate::error::PostgresError;
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Advisory lock key held while migrating ("swivelpg" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_6976_656c_7067;
@@ -96,6 +96,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // scans), and the destination addresses (`destinations @> '[{"address": ...}]'`).
         "CREATE INDEX users_username_c ON users (username COLLATE \"C\");
          CREATE INDEX users_destinations ON users USING GIN (destinations jsonb_path_ops);",
+    ),
+    (
+        6,
+        // The Log page's filter by event kind (swivel_provision::EventQuery::kind).
+        "CREATE INDEX events_kind_id ON events (kind, id);",
     ),
 ];
 

@@ -15,7 +15,7 @@ const INSERT: &str = "INSERT INTO events (at_ns, instance, kind, username, failu
 // Every filter is optional: a NULL parameter lets every row through.
 const LIST: &str = "SELECT id, at_ns, instance, kind, username, failure, line FROM events
      WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR at_ns >= ?2)
-       AND (?3 IS NULL OR id < ?3)
+       AND (?3 IS NULL OR id < ?3) AND (?5 IS NULL OR kind = ?5) AND (?6 IS NULL OR at_ns < ?6)
      ORDER BY id DESC LIMIT ?4";
 const PURGE: &str = "DELETE FROM events WHERE at_ns < ?1";
 
@@ -61,6 +61,8 @@ impl EventStore for SqliteStore {
         query.validate()?;
         let user = query.user.as_ref().map(|u| u.as_str().to_owned());
         let since = query.since.map(unix_nanos);
+        let until = query.until.map(unix_nanos);
+        let kind = query.kind.clone();
         // Ids are positive i64: a cursor above i64::MAX lets every row through.
         let before = query
             .before_id
@@ -72,7 +74,7 @@ impl EventStore for SqliteStore {
                 let sql = |e| SqliteError::from_sqlite(path, e);
                 let mut stmt = conn.prepare_cached(LIST).map_err(sql)?;
                 let rows = stmt
-                    .query_map(params![user, since, before, limit], |r| {
+                    .query_map(params![user, since, before, limit, kind, until], |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             r.get::<_, i64>(1)?,

@@ -109,6 +109,10 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM user_destinations WHERE username = OLD.username;
     END;
     ",
+    // 5 → 6: the Log page's filter by event kind (swivel_provision::EventQuery::kind).
+    "
+    CREATE INDEX events_kind_id ON events (kind, id);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -249,7 +253,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 5);
+        assert_eq!(SCHEMA_VERSION, 6);
         let kept: String = conn
             .query_row("SELECT value FROM settings WHERE key = 'policy'", [], |r| {
                 r.get(0)

@@ -54,8 +54,12 @@ impl StoredEvent {
 pub struct EventQuery {
     /// Only this user's events.
     pub user: Option<Username>,
+    /// Only events of this kind ([`ProvisionEvent::kind`], e.g. `code_created`).
+    pub kind: Option<String>,
     /// Only events at or after this time.
     pub since: Option<OffsetDateTime>,
+    /// Only events before this time (`at < until`).
+    pub until: Option<OffsetDateTime>,
     /// Only events with an id below this one (the keyset cursor of the next page: the id
     /// of the last event of the previous page).
     pub before_id: Option<u64>,
@@ -68,7 +72,9 @@ impl EventQuery {
     pub fn newest(limit: usize) -> Self {
         Self {
             user: None,
+            kind: None,
             since: None,
+            until: None,
             before_id: None,
             limit,
         }
@@ -93,7 +99,9 @@ impl EventQuery {
         self.user
             .as_ref()
             .is_none_or(|u| event.username.as_ref() == Some(u))
+            && self.kind.as_ref().is_none_or(|k| event.kind == *k)
             && self.since.is_none_or(|t| event.at >= t)
+            && self.until.is_none_or(|t| event.at < t)
             && self.before_id.is_none_or(|b| event.id < b)
     }
 }

@@ -104,7 +104,7 @@ pub async fn events_append_and_list_newest_first(store: &dyn EventStore) {
     );
 }
 
-/// `user`, `since` and `before_id` filter, alone and together.
+/// `user`, `kind`, `since`, `until` and `before_id` filter, alone and together.
 pub async fn events_filters(store: &dyn EventStore) {
     let (user, other) = (unique("ev-filter"), unique("ev-other"));
     let mut batch = Vec::new();
@@ -145,6 +145,73 @@ pub async fn events_filters(store: &dyn EventStore) {
         mine[2..].to_vec(),
         "events: before_id keeps older events only"
     );
+    let of_kind = list(
+        store,
+        EventQuery {
+            kind: Some("otc_rejected".into()),
+            ..of_user(&user, 100)
+        },
+        "kind filter",
+    )
+    .await;
+    let times: Vec<OffsetDateTime> = of_kind.iter().map(|e| e.at).collect();
+    assert_eq!(
+        times,
+        [t0() + Duration::seconds(30), t0() + Duration::seconds(10)],
+        "events: kind keeps the events of that kind only"
+    );
+    let until = list(
+        store,
+        EventQuery {
+            until: Some(t0() + Duration::seconds(30)),
+            ..of_user(&user, 100)
+        },
+        "until filter",
+    )
+    .await;
+    let times: Vec<OffsetDateTime> = until.iter().map(|e| e.at).collect();
+    assert_eq!(
+        times,
+        [t0() + Duration::seconds(10), t0()],
+        "events: until keeps events before the time"
+    );
+    let window = list(
+        store,
+        EventQuery {
+            kind: Some("code_created".into()),
+            since: Some(t0() + Duration::seconds(5)),
+            until: Some(t0() + Duration::seconds(50)),
+            ..of_user(&user, 100)
+        },
+        "kind and time window",
+    )
+    .await;
+    let times: Vec<OffsetDateTime> = window.iter().map(|e| e.at).collect();
+    assert_eq!(
+        times,
+        [t0() + Duration::seconds(40)],
+        "events: kind, since and until together"
+    );
+    let rare = unique("ev-kind").as_str().replace('-', "_");
+    let lone = StoredEvent {
+        kind: rare.clone(),
+        ..event(None, t0(), 0)
+    };
+    store
+        .append(std::slice::from_ref(&lone))
+        .await
+        .expect("events: append");
+    let by_kind = list(
+        store,
+        EventQuery {
+            kind: Some(rare),
+            ..EventQuery::newest(100)
+        },
+        "kind alone",
+    )
+    .await;
+    assert_eq!(by_kind.len(), 1, "events: kind alone finds its one event");
+    assert_eq!(by_kind[0].line, lone.line);
     let limited = list(store, of_user(&user, 2), "limit").await;
     assert_eq!(
         limited,
