@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::record::Origin;
-use crate::types::{Destination, DeviceInfo, Username};
+use crate::types::{Destination, DeviceInfo, SiteId, Username};
 
 /// Something that happened. None carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +152,24 @@ pub enum ProvisionEvent {
     AccountUnlocked {
         /// The user.
         username: Username,
+    },
+    /// An administrator cancelled the user's pending code (the device, if any, stays).
+    CodeCancelled {
+        /// The user.
+        username: Username,
+    },
+    /// An administrator did something: the host names who (console, API, command line)
+    /// and what. The core's other events name the user only; a host emits this one beside
+    /// them ([`EventSink::emit`]) so that the log says who acted.
+    AdministratorAction {
+        /// Who, in the host's words (e.g. `console (192.0.2.1)`, `api`, `cli`).
+        administrator: String,
+        /// What, a `snake_case` name (e.g. `reprovision`, `delete_site`).
+        action: &'static str,
+        /// The user acted on, if any.
+        username: Option<Username>,
+        /// The site acted on, if any.
+        site: Option<SiteId>,
     },
 }
 
@@ -424,6 +442,26 @@ impl ProvisionEvent {
                     val(escaped, username.as_str())
                 )
             }
+            CodeCancelled { username } => write!(
+                f,
+                "Provision code of user \"{}\" cancelled",
+                val(escaped, username.as_str())
+            ),
+            AdministratorAction {
+                administrator,
+                action,
+                username,
+                site,
+            } => {
+                write!(f, "Administrator {}: {action}", val(escaped, administrator))?;
+                if let Some(u) = username {
+                    write!(f, ", user \"{}\"", val(escaped, u.as_str()))?;
+                }
+                if let Some(s) = site {
+                    write!(f, ", site \"{}\"", val(escaped, s.as_str()))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -478,8 +516,38 @@ impl ProvisionEvent {
             OtcRejected { .. } => "otc_rejected",
             AccountLocked { .. } => "account_locked",
             AccountUnlocked { .. } => "account_unlocked",
+            CodeCancelled { .. } => "code_cancelled",
+            AdministratorAction { .. } => "administrator_action",
         }
     }
+
+    /// Every [`kind`](ProvisionEvent::kind) there is, e.g. for a filter's choices.
+    pub const KINDS: &'static [&'static str] = &[
+        "code_created",
+        "message_queued",
+        "message_sent",
+        "delivery_retry",
+        "delivery_failed",
+        "message_expired",
+        "message_cancelled",
+        "message_unreadable",
+        "notice_failed",
+        "can_reprovision",
+        "provisioned",
+        "provision_failed",
+        "code_burned",
+        "unknown_mobile_user",
+        "no_auth_method",
+        "strings_downloaded",
+        "self_service_refused",
+        "revoked",
+        "otc_accepted",
+        "otc_rejected",
+        "account_locked",
+        "account_unlocked",
+        "code_cancelled",
+        "administrator_action",
+    ];
 
     /// The user the event concerns (every event but [`ProvisionEvent::UnknownMobileUser`]).
     pub fn username(&self) -> Option<&Username> {
@@ -505,7 +573,9 @@ impl ProvisionEvent {
             | OtcAccepted { username }
             | OtcRejected { username }
             | AccountLocked { username }
-            | AccountUnlocked { username } => Some(username),
+            | AccountUnlocked { username }
+            | CodeCancelled { username } => Some(username),
+            AdministratorAction { username, .. } => username.as_ref(),
             UnknownMobileUser => None,
         }
     }
@@ -649,5 +719,167 @@ mod tests {
         );
         assert_eq!(events[0].username(), Some(&u));
         assert_eq!(events[2].username(), None);
+    }
+
+    /// One event of every variant (the match makes a new variant a compile error here).
+    fn one_of_each() -> Vec<ProvisionEvent> {
+        use ProvisionEvent::*;
+        let u = Username::parse("gfield").unwrap();
+        let d = Destination::email("gfield@example.com").unwrap();
+        let all = vec![
+            CodeCreated {
+                username: u.clone(),
+                origin: Origin::Admin,
+            },
+            MessageQueued {
+                username: u.clone(),
+                destination: d.clone(),
+            },
+            MessageSent {
+                username: u.clone(),
+                destination: d.clone(),
+            },
+            DeliveryRetry {
+                username: u.clone(),
+                destination: d.clone(),
+                attempt: 1,
+                error: "e".into(),
+            },
+            DeliveryFailed {
+                username: u.clone(),
+                destination: d.clone(),
+                error: "e".into(),
+            },
+            MessageExpired {
+                username: u.clone(),
+                destination: d.clone(),
+            },
+            MessageCancelled {
+                username: u.clone(),
+                destination: d.clone(),
+            },
+            MessageUnreadable {
+                username: u.clone(),
+            },
+            NoticeFailed {
+                username: u.clone(),
+                destination: d.clone(),
+                error: "e".into(),
+            },
+            CanReprovision {
+                username: u.clone(),
+            },
+            Provisioned {
+                username: u.clone(),
+                device: None,
+            },
+            ProvisionFailed {
+                username: u.clone(),
+                reason: RedeemFailure::Expired,
+            },
+            CodeBurned {
+                username: u.clone(),
+            },
+            UnknownMobileUser,
+            NoAuthMethod {
+                username: u.clone(),
+            },
+            StringsDownloaded {
+                username: u.clone(),
+                generation: 1,
+            },
+            SelfServiceRefused {
+                username: u.clone(),
+                reason: "r",
+            },
+            Revoked {
+                username: u.clone(),
+            },
+            OtcAccepted {
+                username: u.clone(),
+            },
+            OtcRejected {
+                username: u.clone(),
+            },
+            AccountLocked {
+                username: u.clone(),
+            },
+            AccountUnlocked {
+                username: u.clone(),
+            },
+            CodeCancelled {
+                username: u.clone(),
+            },
+            AdministratorAction {
+                administrator: "cli".into(),
+                action: "revoke",
+                username: None,
+                site: None,
+            },
+        ];
+        for e in &all {
+            match e {
+                CodeCreated { .. }
+                | MessageQueued { .. }
+                | MessageSent { .. }
+                | DeliveryRetry { .. }
+                | DeliveryFailed { .. }
+                | MessageExpired { .. }
+                | MessageCancelled { .. }
+                | MessageUnreadable { .. }
+                | NoticeFailed { .. }
+                | CanReprovision { .. }
+                | Provisioned { .. }
+                | ProvisionFailed { .. }
+                | CodeBurned { .. }
+                | UnknownMobileUser
+                | NoAuthMethod { .. }
+                | StringsDownloaded { .. }
+                | SelfServiceRefused { .. }
+                | Revoked { .. }
+                | OtcAccepted { .. }
+                | OtcRejected { .. }
+                | AccountLocked { .. }
+                | AccountUnlocked { .. }
+                | CodeCancelled { .. }
+                | AdministratorAction { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn kinds_lists_the_kind_of_every_variant_once() {
+        let kinds: Vec<&str> = one_of_each().iter().map(ProvisionEvent::kind).collect();
+        assert_eq!(kinds, ProvisionEvent::KINDS);
+        let distinct: std::collections::BTreeSet<&str> = kinds.iter().copied().collect();
+        assert_eq!(distinct.len(), kinds.len(), "kinds are distinct");
+    }
+
+    #[test]
+    fn an_administrator_action_names_who_and_escapes_values() {
+        let e = ProvisionEvent::AdministratorAction {
+            administrator: "console (192.0.2.1)".into(),
+            action: "delete_user",
+            username: Some(Username::parse(r#"eve" x="1"#).unwrap()),
+            site: None,
+        };
+        assert_eq!(
+            e.log_line(),
+            r#"Administrator console (192.0.2.1): delete_user, user "eve\" x=\"1""#
+        );
+        assert_eq!(e.username().map(Username::as_str), Some(r#"eve" x="1"#));
+        let site = ProvisionEvent::AdministratorAction {
+            administrator: "api".into(),
+            action: "delete_site",
+            username: None,
+            site: Some(SiteId::parse("main").unwrap()),
+        };
+        assert_eq!(
+            site.to_string(),
+            r#"Administrator api: delete_site, site "main""#
+        );
+        assert!(!site.is_failure());
+        assert_eq!(site.username(), None);
     }
 }

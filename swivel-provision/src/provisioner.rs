@@ -1346,6 +1346,24 @@ impl Provisioner {
         Ok(revoked)
     }
 
+    /// Cancels the user's pending code; the device, if any, keeps working. Returns whether
+    /// there was a code to cancel. A message of the code still queued is dropped unsent.
+    /// For administrators (console, API, command line).
+    pub async fn cancel_code(&self, username: &Username) -> Result<bool> {
+        let cancelled = update(self.inner.store.as_ref(), username, move |cur| {
+            let next = cur.and_then(state::cancel_code);
+            let some = next.is_some();
+            Ok((next, some))
+        })
+        .await?;
+        if cancelled {
+            self.emit(ProvisionEvent::CodeCancelled {
+                username: username.clone(),
+            });
+        }
+        Ok(cancelled)
+    }
+
     /// Unlocks an account locked after too many failures in a row, and clears its run of
     /// failures. Returns whether there was anything to clear. For administrators (console,
     /// API, command line).

@@ -339,6 +339,15 @@ pub fn cancel_pending(current: &ProvisionRecord, code_hash: &CodeHash) -> Option
     }
 }
 
+/// An administrator's cancel: the pending code goes, the device (if any) stays. `None`
+/// when there is no pending code (an expired one still counts: it goes too).
+pub fn cancel_code(current: &ProvisionRecord) -> Option<ProvisionRecord> {
+    current.pending.as_ref()?;
+    let mut next = current.clone();
+    next.pending = None;
+    Some(bump(next))
+}
+
 /// An administrator's revoke: no pending code and no device. `None` when there was neither.
 pub fn revoke(current: &ProvisionRecord) -> Option<ProvisionRecord> {
     if current.pending.is_none() && current.device.is_none() {
@@ -765,6 +774,20 @@ mod tests {
                 .pending
                 .is_none()
         );
+    }
+
+    #[test]
+    fn cancel_drops_the_pending_code_and_keeps_the_device() {
+        let p = Policy::default();
+        let r1 = admin_request(None, 1, &p).unwrap();
+        let r2 = provision(&r1, 1, 9);
+        assert!(cancel_code(&r2).is_none(), "no pending code: nothing to do");
+        let r3 = admin_request(Some(&r2), 2, &p).unwrap();
+        let r4 = cancel_code(&r3).unwrap();
+        assert!(r4.pending.is_none());
+        assert_eq!(r4.device, r2.device, "the device stays");
+        assert!(r4.version > r3.version, "a change bumps the version");
+        assert!(cancel_code(&r4).is_none());
     }
 
     #[test]

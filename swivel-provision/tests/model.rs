@@ -18,6 +18,7 @@ enum Op {
     DownloadOld,
     Verify { index: u8, right: bool },
     Revoke,
+    Cancel,
     Unlock,
 }
 
@@ -32,6 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::DownloadOld),
         3 => (0u8..100, any::<bool>()).prop_map(|(index, right)| Op::Verify { index, right }),
         1 => Just(Op::Revoke),
+        1 => Just(Op::Cancel),
         1 => Just(Op::Unlock),
     ]
 }
@@ -211,6 +213,14 @@ async fn run(ops: Vec<Op>) {
                 m.pending = None;
                 m.device = None;
                 assert_eq!(got, had, "step {step}: revoke");
+                continue;
+            }
+            Op::Cancel => {
+                // An expired code still in the record counts as one to cancel.
+                let had = m.pending.is_some();
+                let got = k.p.cancel_code(&alice).await.unwrap();
+                m.pending = None;
+                assert_eq!(got, had, "step {step}: cancel");
                 continue;
             }
             Op::Unlock => {

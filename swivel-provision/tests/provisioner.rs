@@ -377,6 +377,33 @@ async fn revoke_removes_device_and_code() {
 }
 
 #[tokio::test]
+async fn cancel_code_drops_the_code_and_keeps_the_device() {
+    let k = kit();
+    let (id, _) = k.provisioned("alice").await;
+    let code = k.code("alice").await;
+    assert!(k.p.cancel_code(&user("alice")).await.unwrap());
+    assert!(
+        k.p.redeem(&user("alice"), &code, DeviceInfo::default())
+            .await
+            .is_err(),
+        "a cancelled code does not redeem"
+    );
+    assert!(
+        k.p.download_strings(&id).await.is_ok(),
+        "the device still downloads its strings"
+    );
+    assert!(
+        k.events
+            .lines()
+            .iter()
+            .any(|l| l == "Provision code of user \"alice\" cancelled"),
+        "{:?}",
+        k.events.lines()
+    );
+    assert!(!k.p.cancel_code(&user("alice")).await.unwrap());
+}
+
+#[tokio::test]
 async fn permanent_delivery_failure_revokes_the_code() {
     let k = kit();
     k.outbox.fail_next(1, false);
