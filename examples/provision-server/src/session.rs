@@ -8,6 +8,10 @@
 //! database cannot take a session over. A session ends [`LIFETIME`] after it began (its
 //! entry is removed when it is next presented) or at logout.
 //!
+//! Every session carries the *generation* it began in (a random value under
+//! `console/session-generation`); [`Sessions::end_all`] (a changed console password) starts
+//! a new one, which ends every session on every instance.
+//!
 //! Nothing is stored before the console password is given: the login form's CSRF token is
 //! a signed double-submit token, an HMAC (under a key derived from the server key, the same
 //! on every instance) of a random nonce that the browser holds in the `plogin` cookie.
@@ -27,6 +31,8 @@ use crate::error::AppError;
 
 /// Where sessions are kept in the settings store.
 const PREFIX: &str = "console/session/";
+/// The current session generation ([`Sessions::end_all`]); absent until the first change.
+const GENERATION_KEY: &str = "console/session-generation";
 
 /// The cookie's name.
 pub const COOKIE: &str = "psid";
@@ -55,6 +61,9 @@ struct Stored {
     authenticated: bool,
     /// Unix seconds.
     created: u64,
+    /// The generation the session began in (empty: the first).
+    #[serde(default)]
+    generation: String,
 }
 
 fn unix_now() -> u64 {
@@ -144,6 +153,7 @@ impl Sessions {
             csrf: session.csrf.clone(),
             authenticated,
             created: unix_now(),
+            generation: self.generation().await?,
         };
         let json = serde_json::to_string(&stored)
             .map_err(|e| AppError::Internal(format!("session: {e}")))?;
@@ -166,7 +176,9 @@ impl Sessions {
         let Ok(stored) = serde_json::from_str::<Stored>(&json) else {
             return Ok(None);
         };
-        if unix_now().saturating_sub(stored.created) >= LIFETIME.as_secs() {
+        if unix_now().saturating_sub(stored.created) >= LIFETIME.as_secs()
+            || stored.generation != self.generation().await?
+        {
             self.settings.delete_setting(&key).await?;
             return Ok(None);
         }
@@ -181,6 +193,23 @@ impl Sessions {
     pub async fn remove(&self, id: &str) -> Result<(), AppError> {
         self.settings.delete_setting(&self.storage_key(id)).await?;
         Ok(())
+    }
+
+    /// Ends every session, on every instance sharing the store: a new generation begins
+    /// (each old session's entry is removed when it is next presented).
+    pub async fn end_all(&self) -> Result<(), AppError> {
+        self.settings
+            .put_setting(GENERATION_KEY, &random_token(16))
+            .await?;
+        Ok(())
+    }
+
+    async fn generation(&self) -> Result<String, AppError> {
+        Ok(self
+            .settings
+            .get_setting(GENERATION_KEY)
+            .await?
+            .unwrap_or_default())
     }
 }
 
@@ -245,6 +274,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn end_all_ends_every_session_of_every_instance() {
+        let key = ServerKey::generate();
+        let settings = Arc::new(MemorySettings::new());
+        let (a, b) = (
+            Sessions::new(&key, settings.clone()),
+            Sessions::new(&key, settings.clone()),
+        );
+        let one = a.create(true).await.unwrap();
+        let two = b.create(true).await.unwrap();
+        let h1 = cookie_headers(format!("{COOKIE}={}", one.id));
+        let h2 = cookie_headers(format!("{COOKIE}={}", two.id));
+        assert!(b.from_headers(&h1).await.unwrap().is_some());
+        a.end_all().await.unwrap();
+        assert!(a.from_headers(&h1).await.unwrap().is_none());
+        assert!(b.from_headers(&h2).await.unwrap().is_none());
+        assert!(
+            settings
+                .get_setting(&a.storage_key(&two.id))
+                .await
+                .unwrap()
+                .is_none(),
+            "an ended session's entry is removed when presented"
+        );
+        let three = b.create(true).await.unwrap();
+        let h3 = cookie_headers(format!("{COOKIE}={}", three.id));
+        assert!(
+            a.from_headers(&h3).await.unwrap().is_some(),
+            "a session begun after end_all works"
+        );
+    }
+
+    #[tokio::test]
     async fn sessions_are_stored_shared_and_removed() {
         let key = ServerKey::generate();
         let settings = Arc::new(MemorySettings::new());
@@ -306,6 +367,7 @@ mod tests {
             csrf: s.csrf.clone(),
             authenticated: true,
             created: unix_now() - LIFETIME.as_secs(),
+            generation: String::new(),
         };
         settings
             .put_setting(&stored_key, &serde_json::to_string(&old).unwrap())
