@@ -1,13 +1,17 @@
 //! Administrator actions shared by the console, the JSON API and the command line: each
 //! of the three calls the same function here, so a rule (which user may be acted on, what
-//! counts as done) is written once. Each action on a user logs one line naming who did it
-//! ([`Actor`]): the core's events name the user, not the administrator.
+//! counts as done) is written once. Each done action emits one
+//! [`ProvisionEvent::AdministratorAction`] naming who did it ([`Actor`]), beside the
+//! core's events (which name the user, not the administrator): it reaches the Log page,
+//! `GET /api/v1/events` and the `tracing` output like every event.
 
 use std::net::IpAddr;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use swivel_provision::{
-    Destination, Origin, Pin, RequestReceipt, ServerSettings, SiteId, UserEntry, Username,
+    Destination, EventSink, Origin, Pin, Policy, ProvisionEvent, RequestReceipt, ServerSettings,
+    SiteId, UserEntry, Username,
 };
 
 use crate::error::AppError;
@@ -36,9 +40,20 @@ impl std::fmt::Display for Actor {
     }
 }
 
-/// The log line of a done action: what, on which user, by whom.
-fn done(actor: Actor, action: &'static str, username: &Username) {
-    tracing::info!(administrator = %actor, action, user = %username, "administrator action");
+/// Records a done action: what, on which user or site, by whom.
+fn done(
+    state: &AppState,
+    actor: Actor,
+    action: &'static str,
+    username: Option<&Username>,
+    site: Option<&SiteId>,
+) {
+    state.log().emit(&ProvisionEvent::AdministratorAction {
+        administrator: actor.to_string(),
+        action,
+        username: username.cloned(),
+        site: site.cloned(),
+    });
 }
 
 /// Checks `name` and that the user is in the directory (`Invalid Username` otherwise).
@@ -77,7 +92,7 @@ impl std::fmt::Display for Unlocked {
 pub async fn unlock(state: &AppState, actor: Actor, name: &str) -> Result<Unlocked, AppError> {
     let username = existing_user(state, name).await?;
     let cleared = state.provisioner().unlock(&username).await?;
-    done(actor, "unlock", &username);
+    done(state, actor, "unlock", Some(&username), None);
     Ok(Unlocked { username, cleared })
 }
 
@@ -109,7 +124,7 @@ pub async fn reprovision(
         .provisioner()
         .request_provision(&username, Origin::Admin)
         .await?;
-    done(actor, "reprovision", &username);
+    done(state, actor, "reprovision", Some(&username), None);
     Ok(Reprovisioned(receipt))
 }
 
@@ -145,8 +160,48 @@ impl std::fmt::Display for Revoked {
 pub async fn revoke(state: &AppState, actor: Actor, name: &str) -> Result<Revoked, AppError> {
     let username = existing_user(state, name).await?;
     let revoked = state.provisioner().revoke(&username).await?;
-    done(actor, "revoke", &username);
+    done(state, actor, "revoke", Some(&username), None);
     Ok(Revoked { username, revoked })
+}
+
+/// What [`cancel_code`] did. `Display` is the line the console and the command line show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancelled {
+    /// The user.
+    pub username: Username,
+    /// Whether there was a pending code to cancel.
+    pub cancelled: bool,
+}
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.cancelled {
+            write!(
+                f,
+                "The pending provision code of user \"{}\" was cancelled.",
+                self.username
+            )
+        } else {
+            write!(f, "User \"{}\" had no pending code.", self.username)
+        }
+    }
+}
+
+/// Cancels the user's pending provision code; the device, if any, keeps working (console
+/// Cancel pending code, `POST /api/v1/users/{username}/cancel`, `provision-server users
+/// cancel`). A message of the code still queued is dropped unsent.
+pub async fn cancel_code(
+    state: &AppState,
+    actor: Actor,
+    name: &str,
+) -> Result<Cancelled, AppError> {
+    let username = existing_user(state, name).await?;
+    let cancelled = state.provisioner().cancel_code(&username).await?;
+    done(state, actor, "cancel_code", Some(&username), None);
+    Ok(Cancelled {
+        username,
+        cancelled,
+    })
 }
 
 /// What [`delete_user`] did. `Display` is the line the console and the command line show.
@@ -176,7 +231,7 @@ pub async fn delete_user(state: &AppState, actor: Actor, name: &str) -> Result<D
         }
         .into());
     }
-    done(actor, "delete", &username);
+    done(state, actor, "delete_user", Some(&username), None);
     Ok(Deleted { username })
 }
 
@@ -267,7 +322,7 @@ pub async fn save_user(
     if let Some(pin) = pin {
         state.pins().set(&username, &pin).await?;
     }
-    done(actor, "save", &username);
+    done(state, actor, "save_user", Some(&username), None);
     Ok(Saved { username })
 }
 
@@ -303,11 +358,12 @@ pub fn show_site(s: &ServerSettings) -> String {
     )
 }
 
-/// Adds or replaces a site: what server settings discovery answers for `site`
-/// (`provision-server sites add`, `PUT /api/v1/sites/{site}`). The settings are checked
-/// (a served context, a usable host name) before anything is written.
+/// Adds or replaces a site: what server settings discovery answers for `site` (console
+/// Sites, `provision-server sites add`, `PUT /api/v1/sites/{site}`). The settings are
+/// checked (a served context, a usable host name) before anything is written.
 pub async fn save_site(
     state: &AppState,
+    actor: Actor,
     site: &str,
     settings: ServerSettings,
 ) -> Result<SavedSite, AppError> {
@@ -318,5 +374,73 @@ pub async fn save_site(
         .site_admin
         .put_site(&site, &settings)
         .await?;
+    done(state, actor, "save_site", None, Some(&site));
     Ok(SavedSite { site, settings })
+}
+
+/// What [`delete_site`] did. `Display` is the line the console and the command line show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedSite {
+    /// The Site ID.
+    pub site: SiteId,
+}
+
+impl std::fmt::Display for DeletedSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Site {} deleted.", self.site)
+    }
+}
+
+/// Deletes a site: server settings discovery no longer answers for it (console Sites,
+/// `provision-server sites delete`, `DELETE /api/v1/sites/{site}`). An unknown site is
+/// an error (`404` in the API).
+pub async fn delete_site(
+    state: &AppState,
+    actor: Actor,
+    site: &str,
+) -> Result<DeletedSite, AppError> {
+    let site = SiteId::parse(site)?;
+    if !state.backend().site_admin.remove_site(&site).await? {
+        return Err(swivel_provision::Error::UnknownServerId.into());
+    }
+    done(state, actor, "delete_site", None, Some(&site));
+    Ok(DeletedSite { site })
+}
+
+/// Checks, applies and saves a policy for every instance (console Policy, `provision-server
+/// policy set`).
+pub async fn save_policy(state: &AppState, actor: Actor, policy: Policy) -> Result<(), AppError> {
+    state.save_policy(policy).await?;
+    done(state, actor, "save_policy", None, None);
+    Ok(())
+}
+
+/// Sets the console password and ends every console session (each must log in again
+/// with the new password). From the console, `current` is the password now in use and is
+/// checked first (a wrong one changes nothing); the command line (`provision-server admin
+/// password`) gives `None`.
+pub async fn set_console_password(
+    state: &AppState,
+    actor: Actor,
+    current: Option<&SecretString>,
+    new: &SecretString,
+) -> Result<(), AppError> {
+    let right = match current {
+        Some(current) => {
+            state
+                .credentials()
+                .check_password(current.expose_secret())
+                .await?
+        }
+        None => true,
+    };
+    if !right {
+        return Err(AppError::BadRequest(
+            "the current password is not right".into(),
+        ));
+    }
+    state.credentials().set_password(new).await?;
+    state.sessions().end_all().await?;
+    done(state, actor, "console_password", None, None);
+    Ok(())
 }

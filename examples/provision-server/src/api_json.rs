@@ -164,6 +164,24 @@ pub struct RevokeJson {
     pub revoked: bool,
 }
 
+/// What `POST /api/v1/users/{username}/cancel` did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CancelJson {
+    /// The user.
+    pub username: String,
+    /// Whether there was a pending code to cancel.
+    pub cancelled: bool,
+}
+
+/// A deleted site (`DELETE /api/v1/sites/{site}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeletedSiteJson {
+    /// The Site ID.
+    pub site: String,
+    /// Always `true`: discovery no longer answers for it.
+    pub deleted: bool,
+}
+
 /// A deleted user (`DELETE /api/v1/users/{username}`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeletedJson {

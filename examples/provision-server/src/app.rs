@@ -140,9 +140,13 @@ fn api_routes() -> Router<AppState> {
             get(api::user).put(api::save_user).delete(api::delete_user),
         )
         .route("/users/{username}/revoke", post(api::revoke))
+        .route("/users/{username}/cancel", post(api::cancel))
         .route("/users/{username}/reprovision", post(api::reprovision))
         .route("/users/{username}/unlock", post(api::unlock))
-        .route("/sites/{site}", get(api::site).put(api::save_site))
+        .route(
+            "/sites/{site}",
+            get(api::site).put(api::save_site).delete(api::delete_site),
+        )
         .route("/events", get(api::events))
         .fallback(problem::not_found)
 }

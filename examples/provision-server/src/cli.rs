@@ -124,6 +124,11 @@ pub enum UsersCommand {
         /// The user.
         name: String,
     },
+    /// Cancel a user's pending provision code (the device, if any, keeps working).
+    Cancel {
+        /// The user.
+        name: String,
+    },
 }
 
 /// `users add`.
@@ -171,6 +176,12 @@ pub enum SitesCommand {
     },
     /// List sites.
     List,
+    /// Delete a site (discovery no longer answers for it).
+    #[command(visible_alias = "remove")]
+    Delete {
+        /// The Site ID.
+        site: String,
+    },
 }
 
 /// `policy ...`.
@@ -515,6 +526,12 @@ async fn run_command(
         Command::Users(UsersCommand::Unlock { name }) => {
             println!("{}", crate::actions::unlock(state, Actor::Cli, name).await?);
         }
+        Command::Users(UsersCommand::Cancel { name }) => {
+            println!(
+                "{}",
+                crate::actions::cancel_code(state, Actor::Cli, name).await?
+            );
+        }
         Command::Reprovision { name } => {
             let done = crate::actions::reprovision(state, Actor::Cli, name).await?;
             println!(
@@ -548,7 +565,13 @@ async fn run_command(
             };
             println!(
                 "{}",
-                crate::actions::save_site(state, site, settings).await?
+                crate::actions::save_site(state, Actor::Cli, site, settings).await?
+            );
+        }
+        Command::Sites(SitesCommand::Delete { site }) => {
+            println!(
+                "{}",
+                crate::actions::delete_site(state, Actor::Cli, site).await?
             );
         }
         Command::Sites(SitesCommand::List) => {
@@ -567,7 +590,7 @@ async fn run_command(
             policy
                 .set(key, value)
                 .map_err(swivel_provision::Error::from)?;
-            state.save_policy(policy.clone()).await?;
+            crate::actions::save_policy(state, Actor::Cli, policy.clone()).await?;
             println!("{key} = {}", policy.get(key).unwrap_or_default());
         }
         Command::Admin(AdminCommand::Password { stdin }) => {
@@ -578,11 +601,11 @@ async fn run_command(
                     .read_line(&mut line)
                     .map_err(|e| AppError::Setup(format!("cannot read stdin: {e}")))?;
                 let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
-                state.credentials().set_password(&password).await?;
+                crate::actions::set_console_password(state, Actor::Cli, None, &password).await?;
                 println!("Console password set.");
             } else {
                 let password = SecretString::from(random_token(18));
-                state.credentials().set_password(&password).await?;
+                crate::actions::set_console_password(state, Actor::Cli, None, &password).await?;
                 println!(
                     "Console password set (shown only now): {}",
                     password.expose_secret()

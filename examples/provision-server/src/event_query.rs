@@ -1,11 +1,12 @@
 //! Reading the shared event log for the console's Log page and `GET /api/v1/events`: the
-//! query parameters (`user`, `since`, `limit`, `before`) checked with a clear message each,
+//! query parameters (`user`, `kind`, `since`, `until`, `limit`, `before`) checked with a
+//! clear message each,
 //! and one page of events with the cursor of the next.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use swivel_provision::{EventQuery, MAX_EVENT_LIMIT, StoredEvent, Username};
+use swivel_provision::{EventQuery, MAX_EVENT_LIMIT, ProvisionEvent, StoredEvent, Username};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -20,7 +21,7 @@ pub const LOG_PAGE_LIMIT: usize = 50;
 const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 /// The parameters a caller may give.
-const PARAMETERS: [&str; 4] = ["user", "since", "limit", "before"];
+const PARAMETERS: [&str; 6] = ["user", "kind", "since", "until", "limit", "before"];
 
 fn bad(message: impl Into<String>) -> AppError {
     AppError::BadRequest(message.into())
@@ -37,12 +38,34 @@ pub fn parse(
     let user = given("user")
         .map(|u| Username::parse(u).map_err(|e| bad(format!("user is not a valid username: {e}"))))
         .transpose()?;
-    let since = given("since")
-        .map(|s| {
-            OffsetDateTime::parse(s, &Rfc3339)
-                .map_err(|_| bad("since must be an RFC 3339 time, such as 2024-01-01T00:00:00Z"))
+    let kind = given("kind")
+        .map(|k| {
+            ProvisionEvent::KINDS
+                .iter()
+                .find(|known| **known == k)
+                .map(|known| (*known).to_owned())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "kind {:?} is not an event kind; the kinds are {}",
+                        truncated(k),
+                        ProvisionEvent::KINDS.join(", ")
+                    ))
+                })
         })
         .transpose()?;
+    let time = |name: &str| {
+        given(name)
+            .map(|s| {
+                OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+                    bad(format!(
+                        "{name} must be an RFC 3339 time, such as 2024-01-01T00:00:00Z"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let since = time("since")?;
+    let until = time("until")?;
     let limit = match given("limit") {
         None => default_limit,
         Some(l) => l
@@ -66,7 +89,9 @@ pub fn parse(
         .transpose()?;
     Ok(EventQuery {
         user,
+        kind,
         since,
+        until,
         before_id,
         limit,
     })
@@ -135,6 +160,8 @@ mod tests {
                 ("since", "2024-01-01T00:00:00Z"),
                 ("limit", "1000"),
                 ("before", "42"),
+                ("kind", "code_cancelled"),
+                ("until", "2024-01-02T00:00:00Z"),
                 ("user", "alice"),
             ]),
             100,
@@ -143,6 +170,8 @@ mod tests {
         assert_eq!(q.user.unwrap().as_str(), "alice");
         assert_eq!(q.since.unwrap().unix_timestamp(), 1_704_067_200);
         assert_eq!((q.limit, q.before_id), (1000, Some(42)));
+        assert_eq!(q.kind.as_deref(), Some("code_cancelled"));
+        assert_eq!(q.until.unwrap().unix_timestamp(), 1_704_153_600);
         assert_eq!(parse(&params(&[("user", "")]), 50).unwrap().user, None);
         for (pairs, words) in [
             (
@@ -163,6 +192,11 @@ mod tests {
             ),
             (vec![("user", "a\u{202e}b")], "user is not a valid username"),
             (vec![("sort", "asc")], "unknown parameter \"sort\""),
+            (
+                vec![("kind", "code_stolen")],
+                "kind \"code_stolen\" is not an event kind; the kinds are code_created, ",
+            ),
+            (vec![("until", "soon")], "until must be an RFC 3339 time"),
         ] {
             let e = parse(&params(&pairs), 100).unwrap_err();
             assert!(matches!(e, AppError::BadRequest(_)), "{pairs:?}");

@@ -95,10 +95,12 @@ problem_responses! {
         crate::routes::api::reprovision,
         crate::routes::api::unlock,
         crate::routes::api::revoke,
+        crate::routes::api::cancel,
         crate::routes::api::delete_user,
         crate::routes::api::users,
         crate::routes::api::site,
         crate::routes::api::save_site,
+        crate::routes::api::delete_site,
         crate::routes::api::events,
     ),
     components(

@@ -287,11 +287,18 @@ async fn every_api_error_is_a_problem_matching_its_schema() {
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
         (
-            Method::DELETE,
+            Method::PATCH,
             "/api/v1/sites/EDGE",
             auth,
             "",
             StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/sites/NONE",
+            auth,
+            "",
+            StatusCode::NOT_FOUND,
         ),
         (
             Method::GET,

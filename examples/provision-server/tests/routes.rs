@@ -1326,10 +1326,19 @@ async fn an_action_shows_in_the_event_api_and_on_the_log_page() {
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["can_reprovision", "message_sent", "code_created"],
+        [
+            "administrator_action",
+            "can_reprovision",
+            "message_sent",
+            "code_created"
+        ],
         "newest first: {v}"
     );
-    let created = &events[2];
+    assert_eq!(
+        events[0]["line"],
+        "Administrator api: reprovision, user \"alice\""
+    );
+    let created = &events[3];
     assert_eq!(created["instance"], "test-instance");
     assert_eq!(created["username"], "alice");
     assert_eq!(created["failure"], false);
@@ -1457,7 +1466,7 @@ async fn the_event_api_refuses_bad_queries_and_missing_tokens() {
         ("limit=%20", "limit is empty; leave it out instead"),
         (
             "order=asc",
-            "unknown parameter \"order\"; the parameters are user, since, limit, before",
+            "unknown parameter \"order\"; the parameters are user, kind, since, until, limit, before",
         ),
     ] {
         let r = send(

@@ -381,6 +381,7 @@ pub async fn policy(
 /// Saves the policy; every refused value is shown on the page and nothing changes.
 pub async fn save_policy(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -411,8 +412,7 @@ pub async fn save_policy(
         let page = policy_page(&session, &values, &errors, false);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, html::headers(), page).into_response());
     }
-    state.save_policy(next).await?;
-    tracing::info!("policy changed from the console");
+    crate::actions::save_policy(&state, crate::actions::Actor::Console(ip), next).await?;
     let values = current_values(&state.provisioner().policy());
     Ok((html::headers(), policy_page(&session, &values, &[], true)).into_response())
 }

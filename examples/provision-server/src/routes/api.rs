@@ -39,8 +39,8 @@ use swivel_provision::{SiteId, Username};
 
 use crate::actions::{Actor, UserFields};
 use crate::api_json::{
-    DeletedJson, EventJson, EventsJson, ReprovisionJson, RevokeJson, SiteFields, SiteJson,
-    UnlockJson, UserEntryJson, UserJson, UsersJson,
+    CancelJson, DeletedJson, DeletedSiteJson, EventJson, EventsJson, ReprovisionJson, RevokeJson,
+    SiteFields, SiteJson, UnlockJson, UserEntryJson, UserJson, UsersJson,
 };
 use crate::error::AppError;
 use crate::problem::Problem;
@@ -192,8 +192,13 @@ async fn user_json(state: &AppState, username: &Username) -> Result<UserJson, Ap
     params(
         ("user" = Option<String>, Query, min_length = 1,
             description = "Only the events of this user"),
+        ("kind" = Option<String>, Query, min_length = 1,
+            description = "Only events of this kind, e.g. `code_created` or \
+                `administrator_action` (every kind is listed in the 400 answer to an unknown one)"),
         ("since" = Option<String>, Query, format = DateTime,
             description = "Only events at or after this RFC 3339 time"),
+        ("until" = Option<String>, Query, format = DateTime,
+            description = "Only events before this RFC 3339 time"),
         ("limit" = Option<u16>, Query, minimum = 1, maximum = 1000,
             description = "Events on the page (default 100)"),
         ("before" = Option<i64>, Query, minimum = 1,
@@ -313,6 +318,38 @@ pub async fn revoke(
     Ok(Json(RevokeJson {
         username: done.username.as_str().to_owned(),
         revoked: done.revoked,
+    }))
+}
+
+/// `POST /api/v1/users/{username}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{username}/cancel",
+    tag = "users",
+    summary = "Cancel the user's pending provision code",
+    description = "The same as the console's Cancel pending code and `provision-server users \
+        cancel`: the pending code no longer redeems (a queued message of it is dropped \
+        unsent); the device, if any, keeps working.",
+    params(("username" = String, Path, example = "alice", description = "The username")),
+    responses(
+        (status = 200, description = "Whether there was a pending code", body = CancelJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<CancelJson>, ApiError> {
+    authorize(&state, &headers).await?;
+    let done = crate::actions::cancel_code(&state, Actor::Api, &name).await?;
+    Ok(Json(CancelJson {
+        username: done.username.as_str().to_owned(),
+        cancelled: done.cancelled,
     }))
 }
 
@@ -448,8 +485,40 @@ pub async fn save_site(
 ) -> Result<Json<SiteJson>, ApiError> {
     authorize(&state, &headers).await?;
     let Json(fields) = body.map_err(site_body_error)?;
-    let saved = crate::actions::save_site(&state, &site, fields.into()).await?;
+    let saved = crate::actions::save_site(&state, Actor::Api, &site, fields.into()).await?;
     Ok(Json(SiteJson::new(&saved.site, &saved.settings)))
+}
+
+/// `DELETE /api/v1/sites/{site}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sites/{site}",
+    tag = "sites",
+    summary = "Delete a site",
+    description = "The same as the console's Delete on the Sites page and `provision-server \
+        sites delete`: server settings discovery no longer answers for the Site ID.",
+    params(("site" = String, Path, example = "DEMO",
+        description = "The Site ID (1 to 64 letters, digits, '-', '_', '.')")),
+    responses(
+        (status = 200, description = "The site is deleted", body = DeletedSiteJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn delete_site(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+) -> Result<Json<DeletedSiteJson>, ApiError> {
+    authorize(&state, &headers).await?;
+    let done = crate::actions::delete_site(&state, Actor::Api, &site).await?;
+    Ok(Json(DeletedSiteJson {
+        site: done.site.as_str().to_owned(),
+        deleted: true,
+    }))
 }
 
 /// What a refused site body is told: which field is wrong (a key the client sent is

@@ -12,7 +12,8 @@ use axum::http::header::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use swivel_provision::{CONTEXTS, ServerSettings};
 
-use crate::actions::{save_site, show_site};
+use crate::actions::{Actor, save_site, show_site};
+use crate::client::ClientIp;
 use crate::error::AppError;
 use crate::html::{self, csrf_field, escape};
 use crate::routes::admin::{console_page, logged_in, logged_in_post};
@@ -113,6 +114,7 @@ fn settings_of(form: &HashMap<String, String>) -> Result<ServerSettings, AppErro
 /// `POST /admin/sites`: adds or changes the site.
 pub async fn save(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -123,14 +125,11 @@ pub async fn save(
     };
     let site = form.get("site").map(String::as_str).unwrap_or_default();
     let outcome = match settings_of(&form) {
-        Ok(settings) => save_site(&state, site, settings).await,
+        Ok(settings) => save_site(&state, Actor::Console(ip), site, settings).await,
         Err(e) => Err(e),
     };
     let (status, message) = match outcome {
-        Ok(saved) => {
-            tracing::info!(site = %saved.site, "site saved from the console");
-            (StatusCode::OK, (true, saved.to_string()))
-        }
+        Ok(saved) => (StatusCode::OK, (true, saved.to_string())),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => {
             (StatusCode::BAD_REQUEST, (false, e.public_message()))
         }
