@@ -358,7 +358,7 @@ async fn the_user_page_shows_the_status_and_its_actions_change_it() {
         .unwrap();
     let confirm = get(&f.app, "/admin/users/erin/delete", Some(&cookie)).await;
     assert!(
-        confirm.body.contains("Delete user \"erin\"?"),
+        confirm.body.contains("Delete user &quot;erin&quot;?"),
         "{}",
         confirm.body
     );
