@@ -99,10 +99,7 @@ impl IntoResponse for AppError {
         let status = self.status();
         let body = html::page(
             "Error",
-            &format!(
-                "<p class=\"error\">{}</p>",
-                html::escape(&self.public_message())
-            ),
+            maud::html! { p class="error" { (self.public_message()) } },
         );
         (status, html::headers(), body).into_response()
     }

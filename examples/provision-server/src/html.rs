@@ -1,38 +1,37 @@
-//! Server-rendered HTML: escaping, the page layout and the security headers every page
-//! carries. Every value put into a page goes through [`escape`].
+//! Server-rendered HTML: the page layout and the security headers every page carries.
+//!
+//! Pages are [`maud`] templates: every value put into a page with `(value)` is escaped.
+//! [`PreEscaped`] is only for markup this server makes itself (the style sheet, the QR
+//! code's SVG), never for anything a request or the store supplied.
 
 use axum::http::HeaderValue;
 use axum::http::header::{self, HeaderMap};
-
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}\
 .error{color:#a00}.ok{color:#070}nav a{margin-right:1em}label{display:block;margin:.5em 0}\
 pre{background:#f4f4f4;padding:.5em;white-space:pre-wrap}";
 
-/// A complete page.
-pub fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{t}</title><style>{STYLE}</style></head><body><h1>{t}</h1>\n{body}\n</body></html>\n",
-        t = escape(title)
-    )
+/// A complete page: the layout (title, style sheet, heading) around `body`.
+pub fn page(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { (title) } "\n"
+                (body) "\n"
+            }
+        }
+        "\n"
+    }
+    .into_string()
 }
 
 /// The content security policy of every answer.
@@ -64,11 +63,8 @@ pub fn headers() -> HeaderMap {
 }
 
 /// A hidden CSRF field.
-pub fn csrf_field(token: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(token)
-    )
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
 }
 
 #[cfg(test)]
@@ -77,10 +73,30 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(
-            escape("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        let page = page("<a href=\"x\">'&'</a>", html! { p { "body" } });
+        assert!(
+            page.contains("<title>&lt;a href=&quot;x&quot;&gt;'&amp;'&lt;/a&gt;</title>"),
+            "{page}"
         );
-        assert!(page("<t>", "").contains("<title>&lt;t&gt;</title>"));
+        assert!(
+            page.contains("<h1>&lt;a href=&quot;x&quot;&gt;'&amp;'&lt;/a&gt;</h1>\n<p>body</p>\n"),
+            "{page}"
+        );
+        assert!(!page.contains("<a href"), "{page}");
+        assert_eq!(
+            csrf_field("\"><x>").into_string(),
+            "<input type=\"hidden\" name=\"csrf\" value=\"&quot;&gt;&lt;x&gt;\">"
+        );
+    }
+
+    #[test]
+    fn lays_out_the_page() {
+        let page = page("T", html! { p { "b" } });
+        assert!(page.starts_with(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>T</title><style>body{"
+        ));
+        assert!(page.ends_with("</style></head><body><h1>T</h1>\n<p>b</p>\n</body></html>\n"));
     }
 }

@@ -55,6 +55,7 @@ pub mod state;
 pub mod throttle;
 pub mod transports;
 pub mod user_list;
+pub mod views;
 
 pub use app::app;
 pub use state::{AppState, StateBuilder};

@@ -12,7 +12,9 @@ use swivel_provision::{Destination, Origin, UserEntry, Username};
 
 mod common;
 use common::SERVER;
-use common::fixture::{Fixture, between, console_login, detail, fixture, get, json, post_form};
+use common::fixture::{
+    Fixture, between, console_login, detail, enc, fixture, get, json, post_form,
+};
 use common::oneshot::send;
 
 fn name(s: &str) -> Username {
@@ -358,7 +360,7 @@ async fn the_user_page_shows_the_status_and_its_actions_change_it() {
         .unwrap();
     let confirm = get(&f.app, "/admin/users/erin/delete", Some(&cookie)).await;
     assert!(
-        confirm.body.contains("Delete user \"erin\"?"),
+        confirm.body.contains("Delete user &quot;erin&quot;?"),
         "{}",
         confirm.body
     );
@@ -406,6 +408,70 @@ async fn the_user_page_shows_the_status_and_its_actions_change_it() {
     );
     let gone = get(&f.app, "/admin/users/erin", Some(&cookie)).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+/// Markup in a username and an address is shown as text on the users page, the user page
+/// and the delete confirmation, never as markup.
+#[tokio::test(flavor = "multi_thread")]
+async fn usernames_and_addresses_with_markup_are_shown_escaped() {
+    let f = fixture().await;
+    let (cookie, csrf) = console_login(&f.app).await;
+    let user = "x<script>\"'&y";
+    let address = "a<script>\"'&b@example.com";
+    let added = post_form(
+        &f.app,
+        "/admin/users",
+        &[("csrf", &csrf), ("username", user), ("email", address)],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let shown_user = "x&lt;script&gt;&quot;'&amp;y";
+    let shown_address = "a&lt;script&gt;&quot;'&amp;b@example.com";
+    let path = format!("/admin/users/{}", enc(user));
+    let users = get(&f.app, "/admin/users", Some(&cookie)).await;
+    let user_page = get(&f.app, &path, Some(&cookie)).await;
+    let confirm = get(&f.app, &format!("{path}/delete"), Some(&cookie)).await;
+    for page in [&added, &users, &user_page, &confirm] {
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(!page.body.contains("<script>"), "{}", page.body);
+        assert!(!page.body.contains("\"'&"), "{}", page.body);
+    }
+    // The users page: the link, the name, the destinations and the buttons' values.
+    assert!(
+        users.body.contains(&format!(
+            "<td><a href=\"{path}\">{shown_user}</a></td><td>email: {shown_address}</td>"
+        )),
+        "{}",
+        users.body
+    );
+    assert!(
+        users
+            .body
+            .contains(&format!("name=\"username\" value=\"{shown_user}\"")),
+        "{}",
+        users.body
+    );
+    // The user page: the title, the destinations and the Edit form's value.
+    for shown in [
+        format!("<title>User {shown_user}</title>"),
+        format!("<td id=\"destinations\">email: {shown_address}</td>"),
+        format!("name=\"email\" id=\"email\" value=\"{shown_address}\""),
+        format!("name=\"username\" value=\"{shown_user}\""),
+    ] {
+        assert!(
+            user_page.body.contains(&shown),
+            "{shown}: {}",
+            user_page.body
+        );
+    }
+    assert!(
+        confirm
+            .body
+            .contains(&format!("Delete user &quot;{shown_user}&quot;?")),
+        "{}",
+        confirm.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,7 +1,7 @@
 //! The administration console under `/admin/`: login with the console password, User
 //! Management ([`super::users`]), Policy / Self-Reset, Sites ([`super::sites`]), and Log
-//! (the shared event log of every instance). Server-rendered; every form that changes
-//! something carries the session's CSRF token.
+//! (the shared event log of every instance). Server-rendered from the templates of
+//! [`crate::views`]; every form that changes something carries the session's CSRF token.
 
 use std::collections::HashMap;
 
@@ -15,23 +15,10 @@ use swivel_provision::Policy;
 
 use crate::client::ClientIp;
 use crate::error::AppError;
-use crate::html::{self, csrf_field, escape};
-use crate::routes::show_time;
+use crate::html;
 use crate::session::{self, Session};
 use crate::state::AppState;
-
-pub(crate) fn nav(session: &Session) -> String {
-    format!(
-        "<nav><a href=\"/admin/users\">User Management</a><a href=\"/admin/policy\">Policy / Self-Reset</a>\
-<a href=\"/admin/sites\">Sites</a><a href=\"/admin/log\">Log</a><form method=\"post\" action=\"/admin/logout\" style=\"display:inline\">{}\
-<button type=\"submit\" id=\"logout\">Log out</button></form></nav>",
-        csrf_field(&session.csrf)
-    )
-}
-
-pub(crate) fn console_page(session: &Session, title: &str, body: &str) -> String {
-    html::page(title, &format!("{}\n{body}", nav(session)))
-}
+use crate::views;
 
 fn with_cookie(mut response: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
@@ -89,37 +76,17 @@ pub(crate) async fn logged_in_post(
 }
 
 fn forbidden() -> Response {
-    let body = html::page(
-        "Forbidden",
-        "<p class=\"error\">The form has expired or did not come from this console. Reload the page and try again.</p>",
-    );
-    (StatusCode::FORBIDDEN, html::headers(), body).into_response()
+    (
+        StatusCode::FORBIDDEN,
+        html::headers(),
+        views::console::forbidden(),
+    )
+        .into_response()
 }
 
 /// `/admin` and `/admin/`: to the users page.
 pub async fn index() -> Redirect {
     Redirect::to("/admin/users")
-}
-
-fn login_page(csrf: &str, message: Option<&str>, has_password: bool) -> String {
-    let mut body = String::new();
-    if let Some(m) = message {
-        body.push_str(&format!(
-            "<p class=\"error\" id=\"message\">{}</p>",
-            escape(m)
-        ));
-    }
-    if !has_password {
-        body.push_str(
-            "<p class=\"error\">No console password is set. Run <code>provision-server admin password</code> to set one.</p>",
-        );
-    }
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"/admin/login\">{}<label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label>\
-<button type=\"submit\" id=\"login\">Log in</button></form>",
-        csrf_field(csrf)
-    ));
-    html::page("Administration Console", &body)
 }
 
 /// The login form. Stores nothing: its CSRF token is signed and bound to a nonce cookie
@@ -136,7 +103,11 @@ pub async fn login_form(
     let has_password = state.credentials().has_password().await?;
     let (cookie, nonce) = session::login_cookie(state.secure_cookies());
     let token = state.sessions().login_token(&nonce);
-    let response = (html::headers(), login_page(&token, None, has_password)).into_response();
+    let response = (
+        html::headers(),
+        views::console_login::page(&token, None, has_password),
+    )
+        .into_response();
     Ok(with_cookie(response, &cookie))
 }
 
@@ -171,7 +142,7 @@ pub async fn login(
     }
     let has_password = state.credentials().has_password().await?;
     if let Err(t) = state.throttles().console_login(ip).await {
-        let page = login_page(&form.csrf, Some(THROTTLED), has_password);
+        let page = views::console_login::page(&form.csrf, Some(THROTTLED), has_password);
         return Ok(t.html_response(page));
     }
     let right = {
@@ -180,7 +151,7 @@ pub async fn login(
     };
     if !right {
         tracing::warn!(client = %ip, "console login failed");
-        let page = login_page(&form.csrf, Some("Invalid password"), has_password);
+        let page = views::console_login::page(&form.csrf, Some("Invalid password"), has_password);
         return Ok((StatusCode::UNAUTHORIZED, html::headers(), page).into_response());
     }
     let session = state.sessions().create(true).await?;
@@ -223,140 +194,6 @@ pub async fn logout(
     )
 }
 
-struct Field {
-    key: &'static str,
-    label: &'static str,
-    choices: Option<&'static [&'static str]>,
-}
-
-const FIELDS: &[Field] = &[
-    Field {
-        key: "allow_self_provision",
-        label: "Allow user self-provision of mobile client",
-        choices: Some(&["Yes", "No"]),
-    },
-    Field {
-        key: "log_device_info",
-        label: "Log device information when provisioning",
-        choices: Some(&["Yes", "No"]),
-    },
-    Field {
-        key: "notify_device_bound",
-        label: "Tell the user when a new device is provisioned",
-        choices: Some(&["Yes", "No"]),
-    },
-    Field {
-        key: "validity_secs",
-        label: "Provision Code Validity period (seconds, 10-1000000)",
-        choices: None,
-    },
-    Field {
-        key: "code_length",
-        label: "Provision code length",
-        choices: None,
-    },
-    Field {
-        key: "code_alphabet",
-        label: "Provision code alphabet",
-        choices: Some(&["digits", "alphanumeric"]),
-    },
-    Field {
-        key: "max_attempts",
-        label: "Wrong attempts per code (1-100)",
-        choices: None,
-    },
-    Field {
-        key: "self_service_interval_secs",
-        label: "Seconds between self-service requests per user (0-86400)",
-        choices: None,
-    },
-    Field {
-        key: "delivery",
-        label: "Message carries",
-        choices: Some(&["both", "code_only", "url_only"]),
-    },
-    Field {
-        key: "links.provision",
-        label: "Provision URL (provision)",
-        choices: None,
-    },
-    Field {
-        key: "links.getsettings",
-        label: "Provision URL (getsettings)",
-        choices: None,
-    },
-    Field {
-        key: "links.complete",
-        label: "Provision URL (complete)",
-        choices: None,
-    },
-    Field {
-        key: "site_id",
-        label: "Site ID",
-        choices: None,
-    },
-    Field {
-        key: "token_index",
-        label: "Answer TokenIndex (next index for the mobile client)",
-        choices: Some(&["Yes", "No"]),
-    },
-    Field {
-        key: "provision_code_as_security_string",
-        label: "Send provision code as security string",
-        choices: Some(&["Yes", "No"]),
-    },
-];
-
-fn policy_page(
-    session: &Session,
-    values: &HashMap<String, String>,
-    errors: &[String],
-    saved: bool,
-) -> String {
-    let mut body = String::new();
-    if saved {
-        body.push_str("<p class=\"ok\" id=\"message\">Policy saved.</p>");
-    }
-    if !errors.is_empty() {
-        body.push_str("<ul class=\"error\" id=\"errors\">");
-        for e in errors {
-            body.push_str(&format!("<li>{}</li>", escape(e)));
-        }
-        body.push_str("</ul>");
-    }
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"/admin/policy\">{}",
-        csrf_field(&session.csrf)
-    ));
-    for f in FIELDS {
-        let value = values.get(f.key).cloned().unwrap_or_default();
-        let input = match f.choices {
-            Some(choices) => {
-                let opts: String = choices
-                    .iter()
-                    .map(|c| {
-                        let sel = if c.eq_ignore_ascii_case(&value) {
-                            " selected"
-                        } else {
-                            ""
-                        };
-                        format!("<option value=\"{c}\"{sel}>{c}</option>")
-                    })
-                    .collect();
-                format!("<select name=\"{k}\" id=\"{k}\">{opts}</select>", k = f.key)
-            }
-            None => format!(
-                "<input name=\"{k}\" id=\"{k}\" value=\"{v}\" size=\"60\">",
-                k = f.key,
-                v = escape(&value)
-            ),
-        };
-        body.push_str(&format!("<label>{}: {input}</label>", escape(f.label)));
-    }
-    body.push_str("<button type=\"submit\" id=\"save\">Save</button></form>");
-    console_page(session, "Policy / Self-Reset", &body)
-}
-
 fn current_values(policy: &Policy) -> HashMap<String, String> {
     Policy::KEYS
         .iter()
@@ -375,7 +212,11 @@ pub async fn policy(
     };
     state.reload_policy().await?;
     let values = current_values(&state.provisioner().policy());
-    Ok((html::headers(), policy_page(&session, &values, &[], false)).into_response())
+    Ok((
+        html::headers(),
+        views::policy::page(&session.csrf, &values, &[], false),
+    )
+        .into_response())
 }
 
 /// Saves the policy; every refused value is shown on the page and nothing changes.
@@ -409,12 +250,16 @@ pub async fn save_policy(
                 values.insert((*key).to_owned(), v.clone());
             }
         }
-        let page = policy_page(&session, &values, &errors, false);
+        let page = views::policy::page(&session.csrf, &values, &errors, false);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, html::headers(), page).into_response());
     }
     crate::actions::save_policy(&state, crate::actions::Actor::Console(ip), next).await?;
     let values = current_values(&state.provisioner().policy());
-    Ok((html::headers(), policy_page(&session, &values, &[], true)).into_response())
+    Ok((
+        html::headers(),
+        views::policy::page(&session.csrf, &values, &[], true),
+    )
+        .into_response())
 }
 
 /// Log: the shared event log of every instance, newest first, 50 a page, filtered by user,
@@ -442,27 +287,6 @@ pub async fn log(
         Err(e) => return e.into_response(),
     };
     let user = query.user.as_ref().map_or("", |u| u.as_str());
-    let mut body = format!(
-        "<form method=\"get\" action=\"/admin/log\"><label>User <input name=\"user\" id=\"user\" value=\"{}\"></label>\
-<button type=\"submit\" id=\"filter\">Filter</button></form>\
-<table id=\"log\"><tr><th>Time</th><th>Instance</th><th>Event</th></tr>",
-        escape(user)
-    );
-    for e in &events {
-        body.push_str(&format!(
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if e.failure { " class=\"error\"" } else { "" },
-            show_time(e.at),
-            escape(&e.instance),
-            escape(&e.line)
-        ));
-    }
-    body.push_str("</table>");
-    if let Some(before) = next {
-        body.push_str(&format!(
-            "<p><a id=\"older\" href=\"/admin/log?before={before}&amp;user={}\">Older</a></p>",
-            escape(&crate::routes::landing::encode_component(user))
-        ));
-    }
-    (html::headers(), console_page(&session, "Log", &body)).into_response()
+    let page = views::log::page(&session.csrf, user, &events, next);
+    (html::headers(), page).into_response()
 }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use maud::{Markup, PreEscaped, html};
 use swivel_provision::SiteId;
 
 use crate::html;
@@ -35,35 +36,62 @@ pub fn encode_component(s: &str) -> String {
 
 /// The home page: where things are.
 pub async fn home(State(state): State<AppState>) -> Response {
-    let policy = state.provisioner().policy();
-    let body = format!(
-        "<ul><li><a href=\"/reset/provision\">Mobile Provision (self-service)</a></li>\
-<li><a href=\"/login\">Log in with a one-time code</a></li>\
-<li><a href=\"/admin/\">Administration console</a></li></ul>\
-<p>Device endpoint: <code>{url}/pinsafe/AgentXML</code><br>Site ID: <code>{site}</code></p>",
-        url = html::escape(state.public_url()),
-        site = html::escape(&policy.get("site_id").unwrap_or_default()),
-    );
-    (
-        html::headers(),
-        html::page("Swivel Mobile Provisioning", &body),
-    )
-        .into_response()
+    let site = state
+        .provisioner()
+        .policy()
+        .get("site_id")
+        .unwrap_or_default();
+    (html::headers(), home_view(state.public_url(), &site)).into_response()
 }
 
-fn qr_svg(url: &str) -> String {
+/// The home page: the links, the device endpoint under `public_url`, and the Site ID.
+fn home_view(public_url: &str, site: &str) -> String {
+    let body = html! {
+        ul {
+            li { a href="/reset/provision" { "Mobile Provision (self-service)" } }
+            li { a href="/login" { "Log in with a one-time code" } }
+            li { a href="/admin/" { "Administration console" } }
+        }
+        p {
+            "Device endpoint: " code { (public_url) "/pinsafe/AgentXML" }
+            br;
+            "Site ID: " code { (site) }
+        }
+    };
+    html::page("Swivel Mobile Provisioning", body)
+}
+
+/// The QR code of `url` as inline SVG (empty when the URL is too long for one).
+fn qr_svg(url: &str) -> Markup {
     match swivel_provision::qr::render(url) {
-        // The SVG comes from the QR encoder, not from the request; strip its XML prolog to
-        // inline it.
-        Some(img) => img
-            .svg
-            .find("<svg")
-            .map(|i| img.svg[i..].to_owned())
-            .unwrap_or_default(),
-        None => String::new(),
+        // The SVG comes from the QR encoder (paths and sizes only, none of the request's
+        // text), so it is inlined as it is, without its XML prolog.
+        Some(img) => PreEscaped(
+            img.svg
+                .find("<svg")
+                .map(|i| img.svg[i..].to_owned())
+                .unwrap_or_default(),
+        ),
+        None => PreEscaped(String::new()),
     }
 }
 
+/// The app link behind the *Get Server Settings* button: `kind` with this server's URL and
+/// the page's `site`, `user` and `code`.
+fn app_link(state: &AppState, kind: &str, params: &HashMap<String, String>) -> String {
+    let mut link = format!(
+        "{APP_SCHEME}://{kind}?server={}",
+        encode_component(state.public_url())
+    );
+    for key in ["site", "user", "code"] {
+        if let Some(v) = params.get(key) {
+            link.push_str(&format!("&{key}={}", encode_component(v)));
+        }
+    }
+    link
+}
+
+/// A landing page for the app link `kind`, with `intro` (text) above the button.
 fn landing(
     state: &AppState,
     kind: &str,
@@ -72,33 +100,38 @@ fn landing(
     intro: &str,
 ) -> Response {
     let url = format!("{}{}", state.public_url(), uri.0);
-    let mut app_link = format!(
-        "{APP_SCHEME}://{kind}?server={}",
-        encode_component(state.public_url())
+    let page = landing_view(
+        intro,
+        params.get("user").map(String::as_str),
+        &app_link(state, kind, params),
+        qr_svg(&url),
     );
-    for key in ["site", "user", "code"] {
-        if let Some(v) = params.get(key) {
-            app_link.push_str(&format!("&{key}={}", encode_component(v)));
+    (html::headers(), page).into_response()
+}
+
+/// A landing page: `intro`, the `user`, the button opening `link`, and the `qr` code of the
+/// page's own URL.
+fn landing_view(intro: &str, user: Option<&str>, link: &str, qr: Markup) -> String {
+    let body = html! {
+        p { (intro) }
+        @if let Some(user) = user {
+            p { "User: " strong id="user" { (user) } }
         }
-    }
-    let user = params
-        .get("user")
-        .map(|u| {
-            format!(
-                "<p>User: <strong id=\"user\">{}</strong></p>",
-                html::escape(u)
-            )
-        })
-        .unwrap_or_default();
-    let body = format!(
-        "<p>{intro}</p>{user}\
-<p><a id=\"get-settings\" href=\"{link}\"><button type=\"button\">Get Server Settings</button></a></p>\
-<p>Or scan this QR code with the mobile client:</p><div id=\"qr\">{qr}</div>\
-<p>Opening this page does not use the provision code; the mobile client uses it once.</p>",
-        link = html::escape(&app_link),
-        qr = qr_svg(&url),
-    );
-    (html::headers(), html::page("Mobile Provision", &body)).into_response()
+        p {
+            a id="get-settings" href=(link) {
+                button type="button" { "Get Server Settings" }
+            }
+        }
+        p { "Or scan this QR code with the mobile client:" }
+        div id="qr" { (qr) }
+        p { "Opening this page does not use the provision code; the mobile client uses it once." }
+    };
+    html::page("Mobile Provision", body)
+}
+
+/// A landing page that has nothing to show but `message`.
+fn landing_error(message: &str) -> String {
+    html::page("Mobile Provision", html! { p class="error" { (message) } })
 }
 
 /// `/smc/provision/?user=U&code=C`.
@@ -146,11 +179,11 @@ pub async fn getsettings(
         Ok(s) => {
             let intro = format!(
                 "Server settings for site {}: {}://{}:{}/{}",
-                html::escape(site.as_ref().map(SiteId::as_str).unwrap_or_default()),
+                site.as_ref().map(SiteId::as_str).unwrap_or_default(),
                 if s.using_ssl { "https" } else { "http" },
-                html::escape(&s.hostname),
+                s.hostname,
                 s.port,
-                html::escape(&s.connection_type)
+                s.connection_type
             );
             landing(&state, "getsettings", &uri, &params, &intro)
         }
@@ -160,16 +193,7 @@ pub async fn getsettings(
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            let body = format!(
-                "<p class=\"error\">{}</p>",
-                html::escape(&e.public_message())
-            );
-            (
-                status,
-                html::headers(),
-                html::page("Mobile Provision", &body),
-            )
-                .into_response()
+            (status, html::headers(), landing_error(&e.public_message())).into_response()
         }
     }
 }

@@ -35,19 +35,26 @@ pub struct LoginForm {
 }
 
 fn form(message: Option<(&str, &str)>) -> String {
-    let mut body = String::new();
-    if let Some((class, text)) = message {
-        body.push_str(&format!(
-            "<p class=\"{class}\" id=\"message\">{}</p>",
-            html::escape(text)
-        ));
-    }
-    body.push_str(
-        "<form method=\"post\"><label>Username <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label>\
-<label>One-time code <input name=\"otc\" id=\"otc\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required></label>\
-<button type=\"submit\" id=\"login\">Log in</button></form>",
-    );
-    html::page("Log in", &body)
+    html::page(
+        "Log in",
+        maud::html! {
+            @if let Some((class, text)) = message {
+                p class=(class) id="message" { (text) }
+            }
+            form method="post" {
+                label {
+                    "Username "
+                    input name="username" id="username" autocomplete="username" required;
+                }
+                label {
+                    "One-time code "
+                    input name="otc" id="otc" autocomplete="one-time-code" inputmode="numeric"
+                        required;
+                }
+                button type="submit" id="login" { "Log in" }
+            }
+        },
+    )
 }
 
 /// The form.

@@ -34,29 +34,31 @@ pub struct ProvisionForm {
 }
 
 fn form(message: Option<(&str, &str)>) -> String {
-    let mut body = String::new();
-    if let Some((class, text)) = message {
-        body.push_str(&format!(
-            "<p class=\"{class}\" id=\"message\">{}</p>",
-            html::escape(text)
-        ));
-    }
-    body.push_str(
-        "<p>Enter your username to receive a Mobile Provision Code on your registered device.</p>\
-<form method=\"post\"><label>Username <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label>\
-<button type=\"submit\" id=\"provision\">Provision</button></form>",
-    );
-    html::page("Mobile Provision", &body)
+    html::page(
+        "Mobile Provision",
+        maud::html! {
+            @if let Some((class, text)) = message {
+                p class=(class) id="message" { (text) }
+            }
+            p {
+                "Enter your username to receive a Mobile Provision Code on your registered device."
+            }
+            form method="post" {
+                label {
+                    "Username "
+                    input name="username" id="username" autocomplete="username" required;
+                }
+                button type="submit" id="provision" { "Provision" }
+            }
+        },
+    )
 }
 
 fn disabled() -> Response {
     let text = Error::SelfProvisionDisabled.public_message();
     let body = html::page(
         "Mobile Provision",
-        &format!(
-            "<p class=\"error\" id=\"message\">{}</p>",
-            html::escape(&text)
-        ),
+        maud::html! { p class="error" id="message" { (text) } },
     );
     (StatusCode::FORBIDDEN, html::headers(), body).into_response()
 }

@@ -1,7 +1,7 @@
 //! The console's Sites page (`/admin/sites`): every site server settings discovery answers
 //! for, and a form that adds a site or changes one — host, port, context and the five SSD
 //! flags — through the same [`actions::save_site`](crate::actions::save_site) as
-//! `sites add` and `PUT /api/v1/sites/{site}`.
+//! `sites add` and `PUT /api/v1/sites/{site}`. The page is [`crate::views::sites`].
 
 use std::collections::HashMap;
 
@@ -10,68 +10,26 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use swivel_provision::{CONTEXTS, ServerSettings};
+use swivel_provision::ServerSettings;
 
-use crate::actions::{Actor, save_site, show_site};
+use crate::actions::{Actor, save_site};
 use crate::client::ClientIp;
 use crate::error::AppError;
-use crate::html::{self, csrf_field, escape};
-use crate::routes::admin::{console_page, logged_in, logged_in_post};
+use crate::html;
+use crate::routes::admin::{logged_in, logged_in_post};
 use crate::session::Session;
 use crate::state::AppState;
+use crate::views;
+use crate::views::console::Message;
 
-/// The five SSD flags: the form field and the label.
-const FLAGS: [(&str, &str); 5] = [
-    ("using_ssl", "Devices use HTTPS (usingSSL)"),
-    ("push_support", "Push authentication (pushSupport)"),
-    ("local", "On the local network (local)"),
-    ("pin", "The client asks for a PIN (pin)"),
-    ("oath", "OATH tokens (oath)"),
-];
-
+/// The page with every site and `message` above it.
 async fn page(
     state: &AppState,
     session: &Session,
-    message: Option<(bool, String)>,
+    message: Option<Message>,
 ) -> Result<String, AppError> {
-    let mut body = String::new();
-    if let Some((ok, text)) = message {
-        body.push_str(&format!(
-            "<p class=\"{}\" id=\"message\">{}</p>",
-            if ok { "ok" } else { "error" },
-            escape(&text)
-        ));
-    }
-    body.push_str("<table id=\"sites\"><tr><th>Site ID</th><th>Devices connect to</th></tr>");
-    for (id, settings) in state.backend().site_admin.list_sites().await? {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td></tr>",
-            escape(id.as_str()),
-            escape(&show_site(&settings))
-        ));
-    }
-    body.push_str("</table><h2>Add or change a site</h2>");
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"/admin/sites\">{}\
-<label>Site ID <input name=\"site\" id=\"site\" required></label>\
-<label>Host name <input name=\"hostname\" id=\"hostname\" required></label>\
-<label>Port <input name=\"port\" id=\"port\" value=\"8080\" required></label>\
-<label>Context <select name=\"context\" id=\"context\">{}</select></label>",
-        csrf_field(&session.csrf),
-        CONTEXTS
-            .iter()
-            .map(|c| format!("<option value=\"{c}\">{c}</option>"))
-            .collect::<String>()
-    ));
-    for (name, label) in FLAGS {
-        let checked = if name == "pin" { " checked" } else { "" };
-        body.push_str(&format!(
-            "<label><input type=\"checkbox\" name=\"{name}\" id=\"{name}\" value=\"on\"{checked}> {}</label>",
-            escape(label)
-        ));
-    }
-    body.push_str("<button type=\"submit\" id=\"save-site\">Save site</button></form>");
-    Ok(console_page(session, "Sites", &body))
+    let sites = state.backend().site_admin.list_sites().await?;
+    Ok(views::sites::page(&session.csrf, &sites, message.as_ref()))
 }
 
 /// `GET /admin/sites`.
@@ -129,9 +87,9 @@ pub async fn save(
         Err(e) => Err(e),
     };
     let (status, message) = match outcome {
-        Ok(saved) => (StatusCode::OK, (true, saved.to_string())),
+        Ok(saved) => (StatusCode::OK, Message::ok(saved.to_string())),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => {
-            (StatusCode::BAD_REQUEST, (false, e.public_message()))
+            (StatusCode::BAD_REQUEST, Message::error(e.public_message()))
         }
         Err(e) => return Err(e),
     };

@@ -3,7 +3,8 @@
 //! per user, `/admin/users/{username}`, with the status and the actions (Reprovision,
 //! Revoke device, Unlock, Edit, Delete with a confirmation step). Every action is a form
 //! with the session's CSRF token and calls the function of [`crate::actions`] that the
-//! JSON API and the command line call.
+//! JSON API and the command line call. The pages are [`crate::views::users`] and
+//! [`crate::views::user`].
 
 use std::collections::HashMap;
 
@@ -13,18 +14,20 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use swivel_provision::{Channel, Origin, ProvisionStatus, Purpose, UserEntry, UserQuery, Username};
+use swivel_provision::{ProvisionStatus, UserEntry, UserQuery, Username};
 
 use crate::actions::{self, Actor, UserFields};
 use crate::client::ClientIp;
 use crate::error::AppError;
-use crate::html::{self, csrf_field, escape};
-use crate::routes::admin::{console_page, logged_in, logged_in_post};
-use crate::routes::landing::encode_component;
+use crate::html;
+use crate::routes::admin::{logged_in, logged_in_post};
 use crate::routes::show_time;
 use crate::session::Session;
 use crate::state::AppState;
 use crate::user_list::{self, CONSOLE_PAGE_LIMIT};
+use crate::views;
+use crate::views::console::Message;
+use crate::views::users::UsersView;
 
 /// A user's status on one line, as the users page and `users list` show it.
 pub fn status_text(status: &ProvisionStatus) -> String {
@@ -51,40 +54,6 @@ pub fn status_text(status: &ProvisionStatus) -> String {
     } else {
         parts.join("; ")
     }
-}
-
-/// The path of a user's page (the name percent-encoded, so any username is one segment).
-fn user_path(username: &Username) -> String {
-    format!("/admin/users/{}", encode_component(username.as_str()))
-}
-
-fn message_html(message: Option<&(&str, String)>) -> String {
-    message.map_or_else(String::new, |(class, text)| {
-        format!("<p class=\"{class}\" id=\"message\">{}</p>", escape(text))
-    })
-}
-
-/// A one-button form posting the session's CSRF token to `action`.
-fn button(session: &Session, action: &str, id: &str, label: &str, value: &str) -> String {
-    format!(
-        "<form method=\"post\" action=\"{action}\" style=\"display:inline\">{csrf}\
-<input type=\"hidden\" name=\"username\" value=\"{value}\">\
-<button type=\"submit\" id=\"{id}\" name=\"{id}\" value=\"{value}\">{label}</button></form>",
-        action = escape(action),
-        csrf = csrf_field(&session.csrf),
-        value = escape(value),
-    )
-}
-
-fn destinations_text(user: &UserEntry) -> String {
-    user.destinations
-        .iter()
-        .map(|d| match d.purpose {
-            Purpose::Alert => format!("{}: {}", d.channel, d.address),
-            Purpose::SecurityString => format!("{} (strings): {}", d.channel, d.address),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The fields of the Add user and Edit forms (a PIN left empty is not changed; an
@@ -131,110 +100,28 @@ impl UserForm {
     }
 }
 
-/// The inputs of the Add user and Edit forms, filled with `user`'s values.
-fn user_inputs(user: Option<&UserEntry>) -> String {
-    let find = |channel: Channel, purpose: Purpose| {
-        user.and_then(|u| {
-            u.destinations
-                .iter()
-                .find(|d| d.channel == channel && d.purpose == purpose)
-        })
-        .map_or_else(String::new, |d| escape(&d.address))
-    };
-    let checked = if user.is_some_and(|u| u.mobile_group) {
-        " checked"
-    } else {
-        ""
-    };
-    format!(
-        "<label>Email <input name=\"email\" id=\"email\" value=\"{}\"></label>\
-<label>Phone <input name=\"phone\" id=\"phone\" value=\"{}\"></label>\
-<label>Security-string email <input name=\"strings_email\" id=\"strings_email\" value=\"{}\"></label>\
-<label>Security-string phone <input name=\"strings_phone\" id=\"strings_phone\" value=\"{}\"></label>\
-<label><input type=\"checkbox\" name=\"mobile_group\" id=\"mobile_group\"{checked}> Mobile group</label>\
-<label>PIN (4 to 10 digits{}) <input type=\"password\" name=\"pin\" id=\"pin\" autocomplete=\"new-password\"></label>",
-        find(Channel::Email, Purpose::Alert),
-        find(Channel::Sms, Purpose::Alert),
-        find(Channel::Email, Purpose::SecurityString),
-        find(Channel::Sms, Purpose::SecurityString),
-        if user.is_some() {
-            "; empty: unchanged"
-        } else {
-            ""
-        },
-    )
-}
-
-/// The users page: the search form, one page of users and the "Next" link.
+/// The users page: one page of users with their status, and `message` above it.
 async fn list_page(
     state: &AppState,
     session: &Session,
     query: &UserQuery,
-    message: Option<(&str, String)>,
+    message: Option<Message>,
 ) -> Result<String, AppError> {
     let page = user_list::page(state, query).await?;
-    let prefix = query.prefix.as_deref().unwrap_or_default();
-    let destination = query.destination.as_deref().unwrap_or_default();
-    let mut body = message_html(message.as_ref());
-    body.push_str(&format!(
-        "<form method=\"get\" action=\"/admin/users\" id=\"search\">\
-<label>Username starts with <input name=\"prefix\" id=\"prefix\" value=\"{}\"></label>\
-<label>Destination (exact) <input name=\"destination\" id=\"destination\" value=\"{}\"></label>\
-<button type=\"submit\" id=\"find\">Search</button> <a href=\"/admin/users\">All users</a></form>",
-        escape(prefix),
-        escape(destination)
-    ));
-    body.push_str("<table id=\"users\"><tr><th>User</th><th>Destinations</th><th>Mobile group</th><th>Provisioning</th><th></th></tr>");
-    for user in &page.users {
+    let mut rows = Vec::with_capacity(page.users.len());
+    for user in page.users {
         let status = state.provisioner().status(&user.username).await?;
-        let name = user.username.as_str();
-        let unlock = if status.locked_at.is_some() {
-            button(session, "/admin/unlock", "unlock", "Unlock", name)
-        } else {
-            String::new()
-        };
-        body.push_str(&format!(
-            "<tr><td><a href=\"{href}\">{name}</a></td><td>{dests}</td><td>{group}</td>\
-<td class=\"status\">{status}</td><td>{reprovision}{unlock}</td></tr>",
-            href = escape(&user_path(&user.username)),
-            name = escape(name),
-            dests = escape(&destinations_text(user)),
-            group = if user.mobile_group { "yes" } else { "no" },
-            status = escape(&status_text(&status)),
-            reprovision = button(
-                session,
-                "/admin/reprovision",
-                "reprovision",
-                "Reprovision",
-                name
-            ),
-        ));
+        rows.push((user, status));
     }
-    body.push_str("</table>");
-    let searching = query.prefix.is_some() || query.destination.is_some();
-    if page.users.is_empty() {
-        body.push_str(if searching || query.after.is_some() {
-            "<p id=\"none\">No users match.</p>"
-        } else {
-            "<p id=\"none\">No users yet. Add one below, or with <code>provision-server users add NAME --email ADDRESS --mobile-group</code>.</p>"
-        });
-    }
-    if let Some(after) = page.next_after {
-        body.push_str(&format!(
-            "<p><a id=\"next\" href=\"/admin/users?prefix={}&amp;destination={}&amp;after={}\">Next</a></p>",
-            escape(&encode_component(prefix)),
-            escape(&encode_component(destination)),
-            escape(&encode_component(after.as_str()))
-        ));
-    }
-    body.push_str(&format!(
-        "<h2>Add user</h2><form method=\"post\" action=\"/admin/users\" id=\"add\">{}\
-<label>Username <input name=\"username\" id=\"username\" required></label>{}\
-<button type=\"submit\" id=\"add-user\">Add user</button></form>",
-        csrf_field(&session.csrf),
-        user_inputs(None)
-    ));
-    Ok(console_page(session, "User Management", &body))
+    Ok(views::users::page(
+        &session.csrf,
+        &UsersView {
+            query,
+            rows: &rows,
+            next_after: page.next_after.as_ref(),
+            message: message.as_ref(),
+        },
+    ))
 }
 
 /// An answer with `status` and the page.
@@ -243,12 +130,12 @@ fn html_page(status: StatusCode, page: String) -> Response {
 }
 
 /// The status and the message of an action's outcome.
-fn outcome(result: Result<String, AppError>) -> (StatusCode, (&'static str, String)) {
+fn outcome(result: Result<String, AppError>) -> (StatusCode, Message) {
     match result {
-        Ok(done) => (StatusCode::OK, ("ok", done)),
+        Ok(done) => (StatusCode::OK, Message::ok(done)),
         Err(e) => {
             e.log();
-            (e.status(), ("error", e.public_message()))
+            (e.status(), Message::error(e.public_message()))
         }
     }
 }
@@ -370,113 +257,20 @@ pub async fn unlock(
     list_after(&state, &session, result).await
 }
 
-fn pending_text(status: &ProvisionStatus) -> String {
-    status.pending.as_ref().map_or_else(
-        || "none".into(),
-        |p| {
-            format!(
-                "pending until {}, {} attempts left, asked by {}",
-                show_time(p.expires_at),
-                p.attempts_left,
-                match p.origin {
-                    Origin::Admin => "an administrator",
-                    Origin::SelfService => "the user (self-service)",
-                }
-            )
-        },
-    )
-}
-
-fn device_text(status: &ProvisionStatus) -> String {
-    status.device.as_ref().map_or_else(
-        || "none".into(),
-        |d| {
-            let info = d
-                .info
-                .as_ref()
-                .map_or_else(String::new, |i| format!(" ({i})"));
-            format!(
-                "provisioned at {}{info}, security strings generation {}",
-                show_time(d.provisioned_at),
-                d.generation
-            )
-        },
-    )
-}
-
-fn account_text(status: &ProvisionStatus) -> String {
-    match status.locked_at {
-        Some(t) => format!(
-            "locked since {} after {} failed attempts",
-            show_time(t),
-            status.failures
-        ),
-        None if status.failures > 0 => {
-            format!("not locked; {} failed attempts in a row", status.failures)
-        }
-        None => "not locked".into(),
-    }
-}
-
-/// A user's page: the status, the actions and the Edit form.
+/// A user's page: the status, the actions and the Edit form, and `message` above them.
 async fn user_page(
     state: &AppState,
     session: &Session,
     user: &UserEntry,
-    message: Option<(&str, String)>,
+    message: Option<Message>,
 ) -> Result<String, AppError> {
     let status = state.provisioner().status(&user.username).await?;
-    let path = user_path(&user.username);
-    let name = user.username.as_str();
-    let mut body = message_html(message.as_ref());
-    body.push_str(&format!(
-        "<p><a href=\"/admin/users\">All users</a></p><table id=\"status\">\
-<tr><th>Destinations</th><td id=\"destinations\">{}</td></tr>\
-<tr><th>Mobile group</th><td id=\"group\">{}</td></tr>\
-<tr><th>Provision code</th><td id=\"pending\">{}</td></tr>\
-<tr><th>Device</th><td id=\"device\">{}</td></tr>\
-<tr><th>Account</th><td id=\"account\">{}</td></tr></table><p>",
-        escape(&destinations_text(user)),
-        if user.mobile_group { "yes" } else { "no" },
-        escape(&pending_text(&status)),
-        escape(&device_text(&status)),
-        escape(&account_text(&status)),
-    ));
-    body.push_str(&button(
-        session,
-        &format!("{path}/reprovision"),
-        "reprovision",
-        "Reprovision",
-        name,
-    ));
-    if status.device.is_some() || status.pending.is_some() {
-        body.push_str(&button(
-            session,
-            &format!("{path}/revoke"),
-            "revoke",
-            "Revoke device and code",
-            name,
-        ));
-    }
-    if status.locked_at.is_some() || status.failures > 0 {
-        body.push_str(&button(
-            session,
-            &format!("{path}/unlock"),
-            "unlock",
-            "Unlock",
-            name,
-        ));
-    }
-    body.push_str(&format!(
-        " <a id=\"delete\" href=\"{}/delete\">Delete user…</a></p>\
-<h2>Edit</h2><form method=\"post\" action=\"{}/edit\" id=\"edit\">{}{}\
-<button type=\"submit\" id=\"save\">Save</button></form>",
-        escape(&path),
-        escape(&path),
-        csrf_field(&session.csrf),
-        user_inputs(Some(user)),
-    ));
-    Ok(console_page(session, &format!("User {name}"), &body))
+    Ok(views::user::page(
+        &session.csrf,
+        user,
+        &status,
+        message.as_ref(),
+    ))
 }
 
 /// The user page after an action, with the outcome; the users page when the user is gone.
@@ -645,19 +439,9 @@ pub async fn confirm_delete(
         Ok(user) => user,
         Err(answer) => return Ok(answer),
     };
-    let path = user_path(&user.username);
-    let body = format!(
-        "<p id=\"confirm\">Delete user \"{name}\"? Their device and pending code are revoked, \
-and the user and their PIN are removed. This cannot be undone.</p>\
-<form method=\"post\" action=\"{path}/delete\">{csrf}\
-<button type=\"submit\" id=\"delete\">Delete user</button> <a href=\"{path}\">Cancel</a></form>",
-        name = escape(user.username.as_str()),
-        path = escape(&path),
-        csrf = csrf_field(&session.csrf),
-    );
     Ok(html_page(
         StatusCode::OK,
-        console_page(&session, "Delete user", &body),
+        views::user::confirm_delete(&session.csrf, &user),
     ))
 }
 
