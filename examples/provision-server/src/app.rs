@@ -11,8 +11,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::routes::{
-    admin, agentxml, api, health, landing, login, metrics, selfservice, sites, ssd, tokenindex,
-    users,
+    admin, agentxml, api, health, landing, login, metrics, password, selfservice, sites, ssd,
+    tokenindex, users,
 };
 use crate::state::AppState;
 use crate::{openapi, problem};
@@ -59,10 +59,11 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/users/{username}", get(users::user))
         .route(
             "/admin/users/{username}/reprovision",
-            post(users::user_reprovision),
+            post(users::user_button),
         )
-        .route("/admin/users/{username}/revoke", post(users::user_revoke))
-        .route("/admin/users/{username}/unlock", post(users::user_unlock))
+        .route("/admin/users/{username}/revoke", post(users::user_button))
+        .route("/admin/users/{username}/cancel", post(users::user_button))
+        .route("/admin/users/{username}/unlock", post(users::user_button))
         .route("/admin/users/{username}/edit", post(users::edit))
         .route(
             "/admin/users/{username}/delete",
@@ -72,6 +73,11 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/unlock", post(users::unlock))
         .route("/admin/policy", get(admin::policy).post(admin::save_policy))
         .route("/admin/sites", get(sites::sites).post(sites::save))
+        .route("/admin/sites/delete", post(sites::delete))
+        .route(
+            "/admin/password",
+            get(password::show).post(password::change),
+        )
         .route("/admin/log", get(admin::log));
     let router = if state.metrics_endpoint().enabled {
         router.route("/metrics", get(metrics::handle))

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use swivel_provision::{EventQuery, MAX_EVENT_LIMIT, ProvisionEvent, StoredEvent, Username};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -56,7 +57,7 @@ pub fn parse(
     let time = |name: &str| {
         given(name)
             .map(|s| {
-                OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+                parse_time(s).ok_or_else(|| {
                     bad(format!(
                         "{name} must be an RFC 3339 time, such as 2024-01-01T00:00:00Z"
                     ))
@@ -95,6 +96,20 @@ pub fn parse(
         before_id,
         limit,
     })
+}
+
+/// An RFC 3339 time, or a time without an offset taken as UTC (`2024-01-01T12:00` or
+/// `2024-01-01T12:00:30`, what a browser's `datetime-local` field sends).
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    PrimitiveDateTime::parse(s, &seconds)
+        .or_else(|_| PrimitiveDateTime::parse(s, &minutes))
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 /// At most 64 bytes of a caller's text, for an error message.
@@ -172,6 +187,17 @@ mod tests {
         assert_eq!((q.limit, q.before_id), (1000, Some(42)));
         assert_eq!(q.kind.as_deref(), Some("code_cancelled"));
         assert_eq!(q.until.unwrap().unix_timestamp(), 1_704_153_600);
+        // A browser's datetime-local value, taken as UTC, with or without seconds.
+        let q = parse(
+            &params(&[
+                ("since", "2024-01-01T00:01"),
+                ("until", "2024-01-01T00:01:30"),
+            ]),
+            100,
+        )
+        .unwrap();
+        assert_eq!(q.since.unwrap().unix_timestamp(), 1_704_067_260);
+        assert_eq!(q.until.unwrap().unix_timestamp(), 1_704_067_290);
         assert_eq!(parse(&params(&[("user", "")]), 50).unwrap().user, None);
         for (pairs, words) in [
             (

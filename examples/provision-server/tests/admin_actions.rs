@@ -11,7 +11,9 @@ use swivel_provision::{EventQuery, EventStore, Origin, ProvisionEvent, SiteId, U
 
 mod common;
 use common::SERVER;
-use common::fixture::{Fixture, detail, fixture, json};
+use common::fixture::{
+    Fixture, PASSWORD, between, console_login, detail, fixture, get, json, post_form,
+};
 use common::oneshot::{Reply, send};
 
 fn name(s: &str) -> Username {
@@ -247,4 +249,233 @@ fn the_command_line_cancels_codes_and_deletes_sites_and_the_log_names_it() {
             "Administrator cli: delete_site, site \"EDGE\"",
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_cancels_a_pending_code_and_names_the_administrator() {
+    let f = fixture().await;
+    let (cookie, csrf) = console_login(&f.app).await;
+    let page = get(&f.app, "/admin/users/alice", Some(&cookie)).await;
+    assert!(!page.body.contains("id=\"cancel\""), "no code, no Cancel");
+    f.state
+        .provisioner()
+        .request_provision(&name("alice"), Origin::Admin)
+        .await
+        .unwrap();
+    let page = get(&f.app, "/admin/users/alice", Some(&cookie)).await;
+    assert!(page.body.contains("Cancel pending code"), "{}", page.body);
+
+    let r = post_form(&f.app, "/admin/users/alice/cancel", &[], Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token, no cancel");
+    assert!(
+        f.state
+            .provisioner()
+            .status(&name("alice"))
+            .await
+            .unwrap()
+            .pending
+            .is_some()
+    );
+
+    let r = post_form(
+        &f.app,
+        "/admin/users/alice/cancel",
+        &[("csrf", &csrf)],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body
+            .contains("The pending provision code of user &quot;alice&quot; was cancelled."),
+        "{}",
+        r.body
+    );
+    assert_eq!(between(&r.body, "<td id=\"pending\">", "<"), Some("none"));
+    assert_eq!(
+        lines_of_kind(&f, "administrator_action").await,
+        ["Administrator console (192.0.2.1): cancel_code, user \"alice\""]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_deletes_a_site() {
+    let f = fixture().await;
+    let (cookie, csrf) = console_login(&f.app).await;
+    let page = get(&f.app, "/admin/sites", Some(&cookie)).await;
+    assert!(page.body.contains("id=\"delete-DEMO\""), "{}", page.body);
+    let r = post_form(
+        &f.app,
+        "/admin/sites/delete",
+        &[("site", "DEMO")],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token, no delete");
+    let r = post_form(
+        &f.app,
+        "/admin/sites/delete",
+        &[("csrf", &csrf), ("site", "DEMO")],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Site DEMO deleted."), "{}", r.body);
+    assert!(!r.body.contains("id=\"delete-DEMO\""), "no longer listed");
+    let r = post_form(
+        &f.app,
+        "/admin/sites/delete",
+        &[("csrf", &csrf), ("site", "DEMO")],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert!(r.body.contains("class=\"error\""), "{}", r.body);
+    assert_eq!(
+        lines_of_kind(&f, "administrator_action").await,
+        ["Administrator console (192.0.2.1): delete_site, site \"DEMO\""]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_changes_its_password_and_ends_every_other_session() {
+    let f = fixture().await;
+    let (cookie, csrf) = console_login(&f.app).await;
+    let (other, _) = console_login(&f.app).await;
+    let new = "a brand new console password";
+    let change = |current: &'static str, new: &'static str, confirm: &'static str| {
+        let (app, cookie, csrf) = (f.app.clone(), cookie.clone(), csrf.clone());
+        async move {
+            post_form(
+                &app,
+                "/admin/password",
+                &[
+                    ("csrf", &csrf),
+                    ("current", current),
+                    ("new", new),
+                    ("confirm", confirm),
+                ],
+                Some(&cookie),
+            )
+            .await
+        }
+    };
+    let r = change("not the password", new, new).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body
+            .contains("Not changed: the current password is not right."),
+        "{}",
+        r.body
+    );
+    let r = change(PASSWORD, new, "something else entirely").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains("The new passwords do not match"),
+        "{}",
+        r.body
+    );
+    let r = change(PASSWORD, "short", "short").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("at least 12 characters"), "{}", r.body);
+    assert!(
+        f.state
+            .credentials()
+            .check_password(PASSWORD)
+            .await
+            .unwrap(),
+        "nothing changed"
+    );
+    assert!(
+        !r.body.contains(PASSWORD) && !r.body.contains("short\""),
+        "no password echoed"
+    );
+
+    let r = change(PASSWORD, new, new).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Console password changed."), "{}", r.body);
+    assert!(f.state.credentials().check_password(new).await.unwrap());
+    assert!(
+        !f.state
+            .credentials()
+            .check_password(PASSWORD)
+            .await
+            .unwrap()
+    );
+    let fresh = r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(fresh, cookie);
+    for old in [&cookie, &other] {
+        let r = get(&f.app, "/admin/users", Some(old)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "an old session has ended");
+    }
+    let r = get(&f.app, "/admin/users", Some(&fresh)).await;
+    assert_eq!(r.status, StatusCode::OK, "this administrator goes on");
+    assert_eq!(
+        lines_of_kind(&f, "administrator_action").await,
+        ["Administrator console (192.0.2.1): console_password"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_page_filters_by_kind_and_time_and_pages_with_its_filters() {
+    let f = fixture().await;
+    for _ in 0..55 {
+        let _ = api(&f, "POST", "/api/v1/users/alice/cancel").await;
+    }
+    f.state
+        .provisioner()
+        .request_provision(&name("carol"), Origin::Admin)
+        .await
+        .unwrap();
+    let (cookie, _) = console_login(&f.app).await;
+    let page = get(
+        &f.app,
+        "/admin/log?kind=administrator_action",
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(
+        page.body.matches("Administrator api: cancel_code").count(),
+        50
+    );
+    assert!(
+        !page.body.contains("Provision code created"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<option value=\"administrator_action\" selected>"),
+        "the filter is shown: {}",
+        page.body
+    );
+    let older = between(&page.body, "id=\"older\" href=\"", "\"")
+        .expect("an Older link")
+        .replace("&amp;", "&");
+    assert!(older.contains("kind=administrator_action"), "{older}");
+    let page = get(&f.app, &older, Some(&cookie)).await;
+    assert_eq!(
+        page.body.matches("Administrator api: cancel_code").count(),
+        5
+    );
+    assert!(!page.body.contains("Provision code created"));
+
+    let page = get(&f.app, "/admin/log?kind=code_created", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains("Provision code created for user &quot;carol&quot;")
+    );
+    let page = get(&f.app, "/admin/log?until=2001-01-01T00%3A00", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("Administrator"), "nothing before 2001");
+    let page = get(&f.app, "/admin/log?kind=nonsense", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("not an event kind"), "{}", page.body);
 }

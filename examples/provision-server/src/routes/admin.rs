@@ -20,7 +20,7 @@ use crate::session::{self, Session};
 use crate::state::AppState;
 use crate::views;
 
-fn with_cookie(mut response: Response, cookie: &str) -> Response {
+pub(crate) fn with_cookie(mut response: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -273,20 +273,25 @@ pub async fn log(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let query = params
-        .map_err(|_| AppError::BadRequest("the query string is not valid".into()))
-        .and_then(|Query(p)| crate::event_query::parse(&p, crate::event_query::LOG_PAGE_LIMIT));
+    let Ok(Query(params)) = params else {
+        return AppError::BadRequest("the query string is not valid".into()).into_response();
+    };
+    let query = crate::event_query::parse(&params, crate::event_query::LOG_PAGE_LIMIT);
     let page = match query {
-        Ok(query) => crate::event_query::page(&state, &query)
-            .await
-            .map(|page| (query, page)),
+        Ok(query) => crate::event_query::page(&state, &query).await,
         Err(e) => Err(e),
     };
-    let (query, (events, next)) = match page {
+    let (events, next) = match page {
         Ok(page) => page,
         Err(e) => return e.into_response(),
     };
-    let user = query.user.as_ref().map_or("", |u| u.as_str());
-    let page = views::log::page(&session.csrf, user, &events, next);
+    let given = |name: &str| params.get(name).map_or("", |v| v.trim());
+    let filters = views::log::Filters {
+        user: given("user"),
+        kind: given("kind"),
+        since: given("since"),
+        until: given("until"),
+    };
+    let page = views::log::page(&session.csrf, &filters, &events, next);
     (html::headers(), page).into_response()
 }

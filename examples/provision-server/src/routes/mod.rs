@@ -7,6 +7,7 @@ pub mod health;
 pub mod landing;
 pub mod login;
 pub mod metrics;
+pub mod password;
 pub mod selfservice;
 pub mod sites;
 pub mod ssd;

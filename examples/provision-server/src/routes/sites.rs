@@ -1,7 +1,9 @@
 //! The console's Sites page (`/admin/sites`): every site server settings discovery answers
 //! for, and a form that adds a site or changes one — host, port, context and the five SSD
 //! flags — through the same [`actions::save_site`](crate::actions::save_site) as
-//! `sites add` and `PUT /api/v1/sites/{site}`. The page is [`crate::views::sites`].
+//! `sites add` and `PUT /api/v1/sites/{site}`; *Delete* goes through
+//! [`actions::delete_site`](crate::actions::delete_site) as `sites delete` and
+//! `DELETE /api/v1/sites/{site}`. The page is [`crate::views::sites`].
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ use axum::http::header::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use swivel_provision::ServerSettings;
 
-use crate::actions::{Actor, save_site};
+use crate::actions::{Actor, delete_site, save_site};
 use crate::client::ClientIp;
 use crate::error::AppError;
 use crate::html;
@@ -91,6 +93,28 @@ pub async fn save(
         Err(e) if e.status() == StatusCode::BAD_REQUEST => {
             (StatusCode::BAD_REQUEST, Message::error(e.public_message()))
         }
+        Err(e) => return Err(e),
+    };
+    let body = page(&state, &session, Some(message)).await?;
+    Ok((status, html::headers(), body).into_response())
+}
+
+/// `POST /admin/sites/delete`: deletes the site named by the form's `site`.
+pub async fn delete(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let session = match logged_in_post(&state, &headers, form.get("csrf").map(String::as_str)).await
+    {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    let site = form.get("site").map(String::as_str).unwrap_or_default();
+    let (status, message) = match delete_site(&state, Actor::Console(ip), site).await {
+        Ok(deleted) => (StatusCode::OK, Message::ok(deleted.to_string())),
+        Err(e) if e.status().is_client_error() => (e.status(), Message::error(e.public_message())),
         Err(e) => return Err(e),
     };
     let body = page(&state, &session, Some(message)).await?;

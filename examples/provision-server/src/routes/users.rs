@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use axum::Form;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{MatchedPath, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -335,6 +335,7 @@ pub async fn user(
 enum Button {
     Reprovision,
     Revoke,
+    Cancel,
     Unlock,
 }
 
@@ -362,6 +363,9 @@ async fn press(
         Button::Revoke => actions::revoke(&state, actor, &name)
             .await
             .map(|d| d.to_string()),
+        Button::Cancel => actions::cancel_code(&state, actor, &name)
+            .await
+            .map(|d| d.to_string()),
         Button::Unlock => actions::unlock(&state, actor, &name)
             .await
             .map(|d| d.to_string()),
@@ -369,37 +373,25 @@ async fn press(
     user_after(&state, &session, &user.username, result).await
 }
 
-/// `POST /admin/users/{username}/reprovision`.
-pub async fn user_reprovision(
+/// `POST /admin/users/{username}/reprovision`, `…/revoke` (the device and the pending
+/// code), `…/cancel` (the pending code alone) and `…/unlock`: the button is the route's
+/// last segment.
+pub async fn user_button(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    matched: MatchedPath,
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<ButtonForm>,
 ) -> Result<Response, AppError> {
-    press(state, ip, headers, name, form.csrf, Button::Reprovision).await
-}
-
-/// `POST /admin/users/{username}/revoke`: revokes the device and the pending code.
-pub async fn user_revoke(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Form(form): Form<ButtonForm>,
-) -> Result<Response, AppError> {
-    press(state, ip, headers, name, form.csrf, Button::Revoke).await
-}
-
-/// `POST /admin/users/{username}/unlock`.
-pub async fn user_unlock(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Form(form): Form<ButtonForm>,
-) -> Result<Response, AppError> {
-    press(state, ip, headers, name, form.csrf, Button::Unlock).await
+    let which = match matched.as_str().rsplit('/').next() {
+        Some("reprovision") => Button::Reprovision,
+        Some("revoke") => Button::Revoke,
+        Some("cancel") => Button::Cancel,
+        Some("unlock") => Button::Unlock,
+        _ => return Err(AppError::Internal("a user button without its route".into())),
+    };
+    press(state, ip, headers, name, form.csrf, which).await
 }
 
 /// `POST /admin/users/{username}/edit`: replaces the destinations and the group (and the

@@ -50,6 +50,7 @@ pub fn nav(csrf: &str) -> Markup {
             a href="/admin/policy" { "Policy / Self-Reset" }
             a href="/admin/sites" { "Sites" }
             a href="/admin/log" { "Log" }
+            a href="/admin/password" { "Password" }
             form method="post" action="/admin/logout" style="display:inline" {
                 (csrf_field(csrf))
                 button type="submit" id="logout" { "Log out" }

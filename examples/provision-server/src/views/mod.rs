@@ -6,6 +6,7 @@
 pub mod console;
 pub mod console_login;
 pub mod log;
+pub mod password;
 pub mod policy;
 pub mod sites;
 pub mod user;

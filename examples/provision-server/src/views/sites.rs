@@ -1,5 +1,5 @@
-//! The console's Sites page (`/admin/sites`): every site, and the form that adds or
-//! changes one.
+//! The console's Sites page (`/admin/sites`): every site with its *Delete* button, and the
+//! form that adds or changes one.
 
 use maud::html;
 use swivel_provision::{CONTEXTS, ServerSettings, SiteId};
@@ -17,14 +17,24 @@ const FLAGS: [(&str, &str); 5] = [
     ("oath", "OATH tokens (oath)"),
 ];
 
-/// The page: `message` (the outcome of a save), the `sites` and the form.
+/// The page: `message` (the outcome of a save or a delete), the `sites` and the form.
 pub fn page(csrf: &str, sites: &[(SiteId, ServerSettings)], message: Option<&Message>) -> String {
     let body = html! {
         (console::message(message))
         table id="sites" {
-            tr { th { "Site ID" } th { "Devices connect to" } }
+            tr { th { "Site ID" } th { "Devices connect to" } th {} }
             @for (id, settings) in sites {
-                tr { td { (id.as_str()) } td { (show_site(settings)) } }
+                tr {
+                    td { (id.as_str()) }
+                    td { (show_site(settings)) }
+                    td {
+                        form method="post" action="/admin/sites/delete" {
+                            (csrf_field(csrf))
+                            input type="hidden" name="site" value=(id.as_str());
+                            button type="submit" id=(format!("delete-{}", id.as_str())) { "Delete" }
+                        }
+                    }
+                }
             }
         }
         h2 { "Add or change a site" }

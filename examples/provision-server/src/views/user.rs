@@ -84,6 +84,9 @@ pub fn page(
             @if status.device.is_some() || status.pending.is_some() {
                 (button(csrf, &format!("{path}/revoke"), "revoke", "Revoke device and code", name))
             }
+            @if status.pending.is_some() {
+                (button(csrf, &format!("{path}/cancel"), "cancel", "Cancel pending code", name))
+            }
             @if status.locked_at.is_some() || status.failures > 0 {
                 (button(csrf, &format!("{path}/unlock"), "unlock", "Unlock", name))
             }
