@@ -9,6 +9,8 @@
 //!  Pending ──wrong code──► attempts_left − 1; at 0 the code is burned
 //!  Pending ──expired / burned / used──► redeem fails, nothing changes
 //!  Provisioned ──download_strings──► generation + 1
+//!  any ──admin cancel_code──► no pending code (the device stays)
+//!  any ──admin revoke──► no pending code, no device
 //! ```
 
 use time::{Duration, OffsetDateTime};
