@@ -407,12 +407,37 @@ pub async fn delete_site(
     Ok(DeletedSite { site })
 }
 
-/// Checks, applies and saves a policy for every instance (console Policy, `provision-server
-/// policy set`).
-pub async fn save_policy(state: &AppState, actor: Actor, policy: Policy) -> Result<(), AppError> {
-    state.save_policy(policy).await?;
+/// Changes the settings named in `values` (names and values as `provision-server policy
+/// show` prints them; a value equal to the current one is left alone), then checks,
+/// applies and saves the policy for every instance (console Policy, `PUT /api/v1/policy`,
+/// `provision-server policy set`). The outer error is a failure to save; the inner one
+/// lists every refused value (a name that is not a setting too), and then nothing changed.
+pub async fn change_policy(
+    state: &AppState,
+    actor: Actor,
+    values: &[(&str, &str)],
+) -> Result<Result<Policy, Vec<String>>, AppError> {
+    let mut next = state.provisioner().policy();
+    let mut refused = Vec::new();
+    for (key, value) in values {
+        if !Policy::KEYS.contains(key) {
+            refused.push(format!(
+                "{:?} is not a setting; the settings are {}",
+                crate::event_query::truncated(key),
+                Policy::KEYS.join(", ")
+            ));
+        } else if next.get(key).as_deref() != Some(*value)
+            && let Err(e) = next.set(key, value)
+        {
+            refused.push(e.to_string());
+        }
+    }
+    if !refused.is_empty() {
+        return Ok(Err(refused));
+    }
+    state.save_policy(next).await?;
     done(state, actor, "save_policy", None, None);
-    Ok(())
+    Ok(Ok(state.provisioner().policy()))
 }
 
 /// Sets the console password and ends every console session (each must log in again

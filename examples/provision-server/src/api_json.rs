@@ -360,3 +360,17 @@ pub struct EventsJson {
     /// The `before` of the next (older) page; `null` when there is none.
     pub next_before: Option<u64>,
 }
+
+/// Every site (`GET /api/v1/sites`), in Site ID order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SitesJson {
+    /// The sites.
+    pub sites: Vec<SiteJson>,
+}
+
+/// The policy: every setting by the name `provision-server policy show` prints, with its
+/// value as text (`Yes`/`No` for switches, seconds and counts as numbers written out)
+/// (`GET` and `PUT /api/v1/policy`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"validity_secs": "600", "allow_self_provision": "No"}))]
+pub struct PolicyJson(pub std::collections::BTreeMap<String, String>);

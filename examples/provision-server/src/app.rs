@@ -149,6 +149,8 @@ fn api_routes() -> Router<AppState> {
         .route("/users/{username}/cancel", post(api::cancel))
         .route("/users/{username}/reprovision", post(api::reprovision))
         .route("/users/{username}/unlock", post(api::unlock))
+        .route("/sites", get(api::sites))
+        .route("/policy", get(api::policy).put(api::save_policy))
         .route(
             "/sites/{site}",
             get(api::site).put(api::save_site).delete(api::delete_site),

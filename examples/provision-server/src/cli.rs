@@ -586,11 +586,10 @@ async fn run_command(
             }
         }
         Command::Policy(PolicyCommand::Set { key, value }) => {
-            let mut policy = state.provisioner().policy();
-            policy
-                .set(key, value)
-                .map_err(swivel_provision::Error::from)?;
-            crate::actions::save_policy(state, Actor::Cli, policy.clone()).await?;
+            let policy =
+                crate::actions::change_policy(state, Actor::Cli, &[(key.as_str(), value.as_str())])
+                    .await?
+                    .map_err(|refused| AppError::BadRequest(refused.join("; ")))?;
             println!("{key} = {}", policy.get(key).unwrap_or_default());
         }
         Command::Admin(AdminCommand::Password { stdin }) => {

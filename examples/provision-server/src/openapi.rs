@@ -98,9 +98,12 @@ problem_responses! {
         crate::routes::api::cancel,
         crate::routes::api::delete_user,
         crate::routes::api::users,
+        crate::routes::api::sites,
         crate::routes::api::site,
         crate::routes::api::save_site,
         crate::routes::api::delete_site,
+        crate::routes::api::policy,
+        crate::routes::api::save_policy,
         crate::routes::api::events,
     ),
     components(
@@ -115,6 +118,7 @@ problem_responses! {
     tags(
         (name = "users", description = "Users and their provisioning"),
         (name = "sites", description = "What server settings discovery answers"),
+        (name = "policy", description = "The provisioning policy"),
         (name = "events", description = "The shared event log"),
         (name = "meta", description = "This document"),
     )

@@ -479,3 +479,74 @@ async fn the_log_page_filters_by_kind_and_time_and_pages_with_its_filters() {
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.body.contains("not an event kind"), "{}", page.body);
 }
+
+async fn api_json_body(f: &Fixture, method: &str, uri: &str, body: &str) -> Reply {
+    let token = f.state.credentials().new_api_token().await.unwrap();
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", token.expose_secret()),
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    send(&f.app, req).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_lists_sites_and_reads_and_changes_the_policy() {
+    let f = fixture().await;
+    let r = api(&f, "GET", "/api/v1/sites").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = json(&r);
+    assert_eq!(v["sites"][0]["site"], "DEMO", "{v}");
+    assert_eq!(v["sites"].as_array().unwrap().len(), 1);
+
+    let r = api(&f, "GET", "/api/v1/policy").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = json(&r);
+    assert_eq!(v["validity_secs"], "600", "{v}");
+    assert_eq!(
+        v.as_object().unwrap().len(),
+        swivel_provision::Policy::KEYS.len()
+    );
+
+    let r = api_json_body(
+        &f,
+        "PUT",
+        "/api/v1/policy",
+        r#"{"validity_secs": "900", "max_attempts": "3"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(json(&r)["validity_secs"], "900");
+    let policy = f.state.provisioner().policy();
+    assert_eq!((policy.validity_secs(), policy.max_attempts()), (900, 3));
+
+    // One refused value: nothing changes, and every refusal is named.
+    let r = api_json_body(
+        &f,
+        "PUT",
+        "/api/v1/policy",
+        r#"{"validity_secs": "5", "max_attempts": "4", "colour": "red"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let d = detail(&r);
+    assert!(d.contains("\"colour\" is not a setting"), "{d}");
+    assert!(d.contains("10"), "the validity's range is named: {d}");
+    let policy = f.state.provisioner().policy();
+    assert_eq!((policy.validity_secs(), policy.max_attempts()), (900, 3));
+    for body in ["{", r#"{"validity_secs": 600}"#, "[]"] {
+        let r = api_json_body(&f, "PUT", "/api/v1/policy", body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(!detail(&r).is_empty());
+    }
+    assert_eq!(
+        lines_of_kind(&f, "administrator_action").await,
+        ["Administrator api: save_policy"],
+        "only the change that was saved is logged"
+    );
+}

@@ -231,35 +231,26 @@ pub async fn save_policy(
         Ok(s) => s,
         Err(r) => return Ok(r.into_response()),
     };
-    let mut next = state.provisioner().policy();
-    let mut errors = Vec::new();
-    for key in Policy::KEYS {
-        if let Some(value) = form.get(*key) {
-            if next.get(key).as_deref() == Some(value.as_str()) {
-                continue;
+    // The form's settings (it also carries the CSRF token).
+    let given: Vec<(&str, &str)> = Policy::KEYS
+        .iter()
+        .filter_map(|k| form.get(*k).map(|v| (*k, v.as_str())))
+        .collect();
+    let actor = crate::actions::Actor::Console(ip);
+    match crate::actions::change_policy(&state, actor, &given).await? {
+        Ok(policy) => {
+            let page = views::policy::page(&session.csrf, &current_values(&policy), &[], true);
+            Ok((html::headers(), page).into_response())
+        }
+        Err(errors) => {
+            let mut values = current_values(&state.provisioner().policy());
+            for (key, value) in given {
+                values.insert(key.to_owned(), value.to_owned());
             }
-            if let Err(e) = next.set(key, value) {
-                errors.push(e.to_string());
-            }
+            let page = views::policy::page(&session.csrf, &values, &errors, false);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, html::headers(), page).into_response())
         }
     }
-    if !errors.is_empty() {
-        let mut values = current_values(&next);
-        for key in Policy::KEYS {
-            if let Some(v) = form.get(*key) {
-                values.insert((*key).to_owned(), v.clone());
-            }
-        }
-        let page = views::policy::page(&session.csrf, &values, &errors, false);
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, html::headers(), page).into_response());
-    }
-    crate::actions::save_policy(&state, crate::actions::Actor::Console(ip), next).await?;
-    let values = current_values(&state.provisioner().policy());
-    Ok((
-        html::headers(),
-        views::policy::page(&session.csrf, &values, &[], true),
-    )
-        .into_response())
 }
 
 /// Log: the shared event log of every instance, newest first, 50 a page, filtered by user,

@@ -39,8 +39,8 @@ use swivel_provision::{SiteId, Username};
 
 use crate::actions::{Actor, UserFields};
 use crate::api_json::{
-    CancelJson, DeletedJson, DeletedSiteJson, EventJson, EventsJson, ReprovisionJson, RevokeJson,
-    SiteFields, SiteJson, UnlockJson, UserEntryJson, UserJson, UsersJson,
+    CancelJson, DeletedJson, DeletedSiteJson, EventJson, EventsJson, PolicyJson, ReprovisionJson,
+    RevokeJson, SiteFields, SiteJson, SitesJson, UnlockJson, UserEntryJson, UserJson, UsersJson,
 };
 use crate::error::AppError;
 use crate::problem::Problem;
@@ -426,6 +426,116 @@ pub async fn users(
         users: page.users.iter().map(UserEntryJson::from).collect(),
         next_after: page.next_after.map(|u| u.as_str().to_owned()),
     }))
+}
+
+/// `GET /api/v1/sites`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites",
+    tag = "sites",
+    summary = "Every site server settings discovery answers for",
+    description = "The same as the console's Sites page and `provision-server sites list`.",
+    responses(
+        (status = 200, description = "Every site, in Site ID order", body = SitesJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn sites(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<SitesJson>, ApiError> {
+    authorize(&state, &headers).await?;
+    let sites = state.backend().site_admin.list_sites().await?;
+    Ok(Json(SitesJson {
+        sites: sites.iter().map(|(id, s)| SiteJson::new(id, s)).collect(),
+    }))
+}
+
+fn policy_json(policy: &swivel_provision::Policy) -> PolicyJson {
+    PolicyJson(
+        swivel_provision::Policy::KEYS
+            .iter()
+            .map(|k| ((*k).to_owned(), policy.get(k).unwrap_or_default()))
+            .collect(),
+    )
+}
+
+/// `GET /api/v1/policy`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/policy",
+    tag = "policy",
+    summary = "Every setting of the policy",
+    description = "The same as the console's Policy page and `provision-server policy show`.",
+    responses(
+        (status = 200, description = "The policy", body = PolicyJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<PolicyJson>, ApiError> {
+    authorize(&state, &headers).await?;
+    state.reload_policy().await?;
+    Ok(Json(policy_json(&state.provisioner().policy())))
+}
+
+/// `PUT /api/v1/policy`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/policy",
+    tag = "policy",
+    summary = "Change some settings of the policy",
+    description = "The same as the console's Policy page and `provision-server policy set`: \
+        the body names the settings to change (names and values as `GET` shows them; the \
+        others stay). Every refused value is in the `400`'s detail, and then nothing \
+        changed.",
+    request_body = PolicyJson,
+    responses(
+        (status = 200, description = "The whole policy, as saved", body = PolicyJson),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 413, response = crate::openapi::TooLarge),
+        (status = 500, response = crate::openapi::ServerError),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn save_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PolicyJson>, JsonRejection>,
+) -> Result<Json<PolicyJson>, ApiError> {
+    authorize(&state, &headers).await?;
+    let Json(PolicyJson(values)) = body.map_err(|r| match r {
+        r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        JsonRejection::JsonSyntaxError(_) => {
+            AppError::BadRequest("the body is not valid JSON".into())
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            AppError::BadRequest("the body must be JSON (Content-Type: application/json)".into())
+        }
+        _ => AppError::BadRequest(
+            "the body must be an object of setting names to values, all strings, as GET \
+             /api/v1/policy shows them"
+                .into(),
+        ),
+    })?;
+    state.reload_policy().await?;
+    let given: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    match crate::actions::change_policy(&state, Actor::Api, &given).await? {
+        Ok(policy) => Ok(Json(policy_json(&policy))),
+        Err(refused) => Err(AppError::BadRequest(refused.join("; ")).into()),
+    }
 }
 
 /// `GET /api/v1/sites/{site}`.
