@@ -2,25 +2,28 @@
 //! site, change the console password; each one's console, API and command-line twin; the
 //! event naming the administrator; and the Log's filters by kind and time.
 
-use std::process::Command;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use secrecy::ExposeSecret;
 use swivel_provision::{EventQuery, EventStore, Origin, ProvisionEvent, SiteId, Username};
 
 mod common;
-use common::SERVER;
 use common::fixture::{
     Fixture, PASSWORD, between, console_login, detail, fixture, get, json, post_form,
 };
 use common::oneshot::{Reply, send};
+use common::run_cli;
 
 fn name(s: &str) -> Username {
     Username::parse(s).unwrap()
 }
 
 async fn api(f: &Fixture, method: &str, uri: &str) -> Reply {
+    api_json_body(f, method, uri, "").await
+}
+
+/// An API call with the bearer token and `body` as JSON.
+async fn api_json_body(f: &Fixture, method: &str, uri: &str, body: &str) -> Reply {
     let token = f.state.credentials().new_api_token().await.unwrap();
     let req = Request::builder()
         .method(method)
@@ -29,7 +32,8 @@ async fn api(f: &Fixture, method: &str, uri: &str) -> Reply {
             header::AUTHORIZATION,
             format!("Bearer {}", token.expose_secret()),
         )
-        .body(Body::empty())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
         .unwrap();
     send(&f.app, req).await
 }
@@ -179,19 +183,7 @@ async fn the_events_api_filters_by_kind_and_time() {
 fn the_command_line_cancels_codes_and_deletes_sites_and_the_log_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let run = |args: &[&str]| {
-        let out = Command::new(SERVER)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| run_cli(&data, args);
     let (ok, _, err) = run(&["users", "add", "bob", "--email", "bob@example.com"]);
     assert!(ok, "{err}");
     let (ok, _, err) = run(&["reprovision", "bob"]);
@@ -478,21 +470,6 @@ async fn the_log_page_filters_by_kind_and_time_and_pages_with_its_filters() {
     let page = get(&f.app, "/admin/log?kind=nonsense", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.body.contains("not an event kind"), "{}", page.body);
-}
-
-async fn api_json_body(f: &Fixture, method: &str, uri: &str, body: &str) -> Reply {
-    let token = f.state.credentials().new_api_token().await.unwrap();
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(
-            header::AUTHORIZATION,
-            format!("Bearer {}", token.expose_secret()),
-        )
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    send(&f.app, req).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

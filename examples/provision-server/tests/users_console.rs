@@ -2,8 +2,6 @@
 //! keyset cursor, searches, the user page's status and actions, CSRF refusals; the API
 //! twins in process and the command-line twins with the built binary.
 
-use std::process::Command;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use provision_server::AppState;
@@ -11,11 +9,11 @@ use secrecy::ExposeSecret;
 use swivel_provision::{Destination, Origin, UserEntry, Username};
 
 mod common;
-use common::SERVER;
 use common::fixture::{
     Fixture, between, console_login, detail, enc, fixture, get, json, post_form,
 };
 use common::oneshot::send;
+use common::run_cli;
 
 fn name(s: &str) -> Username {
     Username::parse(s).unwrap()
@@ -629,19 +627,7 @@ async fn the_api_twins_list_revoke_and_delete_users() {
 fn the_command_line_twins_list_revoke_and_delete_users() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let run = |args: &[&str]| {
-        let out = Command::new(SERVER)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| run_cli(&data, args);
     for user in ["bob", "bobby", "zoe"] {
         let (ok, _, err) = run(&[
             "users",

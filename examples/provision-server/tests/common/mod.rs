@@ -249,6 +249,22 @@ pub fn data_dir_with_key(dir: &Path, name: &str, key: &Path) -> PathBuf {
     data
 }
 
+/// Runs the built binary's subcommand `args` on `data_dir`: whether it succeeded, its
+/// stdout and its stderr.
+pub fn run_cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(SERVER)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run provision-server");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Waits (polling every 100 ms) until `done`, failing the test after `limit`.
 pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
