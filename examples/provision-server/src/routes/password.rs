@@ -1,5 +1,5 @@
 //! The console's Password page: `GET /admin/password` shows the form, `POST` changes the
-//! console password through [`actions::set_console_password`](crate::actions::set_console_password)
+//! console password through [`actions::set_console_password`]
 //! (as `provision-server admin password` does), which ends every console session; this
 //! administrator gets a fresh one. Each attempt counts against the console login throttle
 //! and waits for a hashing turn, as a login does, so the form is no faster password
