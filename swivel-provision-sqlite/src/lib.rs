@@ -52,6 +52,7 @@
 //!   hashes, strings are derived), but usernames and destinations are plain.
 //! - It does not back up or vacuum the file.
 
+mod checkpoint;
 mod codes;
 mod counters;
 mod db;
