@@ -2,10 +2,12 @@
 //!
 //! Writes go to one writer thread per store, which owns the write connection and takes its
 //! work from a channel (no hop through tokio's blocking pool). Record updates
-//! ([`Db::update`]) waiting in the channel together run in one transaction, a `SAVEPOINT`
-//! each, and share one commit (one `fsync` with `synchronous=FULL`): group commit. Each is
-//! answered only after that commit returned. Other writes ([`Db::run`] with `write`) run on
-//! the same thread, one transaction each, between groups.
+//! ([`Db::update`]) and the other grouped writes ([`Db::grouped`]: event-log batches, the
+//! delivery queue's claims, retries and deletes) waiting in the channel together run in one
+//! transaction, a `SAVEPOINT` each, and share one commit (one `fsync` with
+//! `synchronous=FULL`): group commit. Each is answered only after that commit returned.
+//! Other writes ([`Db::run`] with `write`) run on the same thread, one transaction each,
+//! between groups.
 //!
 //! The writer's commits do not checkpoint the WAL: a checkpointer thread with a connection
 //! of its own does, woken by the writer's WAL hook (see [`crate::checkpoint`]); the writer
@@ -87,6 +89,42 @@ impl GroupWrite for UpdateWrite {
             (None, Some(out)) => out,
             (Some(e), _) => Err(e.into()),
             (None, None) => Err(not_run(path).into()),
+        };
+        let _ = self.reply.send(out);
+    }
+}
+
+/// Any other grouped write ([`Db::grouped`]).
+struct FnWrite<T, F> {
+    f: Option<F>,
+    out: Option<Result<T, SqliteError>>,
+    reply: oneshot::Sender<Result<T, SqliteError>>,
+}
+
+impl<T, F> GroupWrite for FnWrite<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection, &Path) -> Result<T, SqliteError> + Send,
+{
+    fn apply(&mut self, conn: &Connection, path: &Path) -> bool {
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let out = catch_unwind(AssertUnwindSafe(|| f(conn, path))).unwrap_or_else(|_| {
+            Err(SqliteError::StepPanicked {
+                path: path.to_path_buf(),
+            })
+        });
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn answer(self: Box<Self>, path: &Path, failed: Option<SqliteError>) {
+        let out = match (failed, self.out) {
+            (None, Some(out)) => out,
+            (Some(e), _) => Err(e),
+            (None, None) => Err(not_run(path)),
         };
         let _ = self.reply.send(out);
     }
@@ -349,6 +387,27 @@ impl Db {
         answer.await.map_err(|_| self.gone())?
     }
 
+    /// Runs the write `f` in the writer's next group commit, in a savepoint of its own (an
+    /// error or a panic in `f` undoes only what `f` wrote); answers once that commit
+    /// returned, with `f`'s result, or with the commit's error (then nothing of `f` was
+    /// written). `f` must not open or end a transaction itself.
+    pub(crate) async fn grouped<T, F>(&self, f: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Path) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let write = FnWrite {
+            f: Some(f),
+            out: None,
+            reply,
+        };
+        self.writer
+            .send(Job::Grouped(Box::new(write)))
+            .map_err(|_| self.gone())?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
     /// Runs `f` with a connection: on the writer thread when `write` (queued behind the
     /// writes before it; in its own transaction if it opens one), else on a reader thread.
     pub(crate) async fn run<T, F>(self: &Arc<Self>, write: bool, f: F) -> Result<T, SqliteError>
@@ -464,5 +523,45 @@ mod tests {
             .expect("rows");
         names.sort();
         assert_eq!(names, ["a", "d"], "both good updates are committed");
+    }
+
+    #[test]
+    fn a_grouped_write_that_fails_half_way_leaves_nothing() {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("create");
+        let sql = |e| SqliteError::from_sqlite(Path::new(":memory:"), e);
+        let (ok_reply, mut ok_answer) = oneshot::channel();
+        let (bad_reply, mut bad_answer) = oneshot::channel::<Result<(), SqliteError>>();
+        let good: Box<dyn GroupWrite> = Box::new(FnWrite {
+            f: Some(move |c: &Connection, _: &Path| {
+                c.execute_batch("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);")
+                    .map_err(sql)
+            }),
+            out: None,
+            reply: ok_reply,
+        });
+        let bad: Box<dyn GroupWrite> = Box::new(FnWrite {
+            f: Some(move |c: &Connection, _: &Path| {
+                c.execute_batch("INSERT INTO t VALUES (3);").map_err(sql)?;
+                c.execute_batch("INSERT INTO missing VALUES (4);")
+                    .map_err(sql)
+            }),
+            out: None,
+            reply: bad_reply,
+        });
+        let mut group = vec![good, bad];
+        commit_group(&mut conn, path, &mut group);
+        assert!(ok_answer.try_recv().expect("answered").is_ok());
+        assert!(bad_answer.try_recv().expect("answered").is_err());
+        let rows: Vec<i64> = conn
+            .prepare("SELECT x FROM t ORDER BY x")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows, [1, 2], "the failed write left none of its rows");
     }
 }
