@@ -2,14 +2,22 @@
 //!
 //! Writes go to one writer thread per store, which owns the write connection and takes its
 //! work from a channel (no hop through tokio's blocking pool). Record updates
-//! ([`Db::update`]) waiting in the channel together run in one transaction, a `SAVEPOINT`
-//! each, and share one commit (one `fsync` with `synchronous=FULL`): group commit. Each is
-//! answered only after that commit returned. Other writes ([`Db::run`] with `write`) run on
-//! the same thread, one transaction each, between groups.
+//! ([`Db::update`]) and the other grouped writes ([`Db::grouped`]: event-log batches, the
+//! delivery queue's claims, retries and deletes) waiting in the channel together run in one
+//! transaction, a `SAVEPOINT` each, and share one commit (one `fsync` with
+//! `synchronous=FULL`): group commit. Each is answered only after that commit returned.
+//! Other writes ([`Db::run`] with `write`) run on the same thread, one transaction each,
+//! between groups.
+//!
+//! The writer's commits do not checkpoint the WAL: a checkpointer thread with a connection
+//! of its own does, woken by the writer's WAL hook (see [`crate::checkpoint`]); the writer
+//! checkpoints itself only past a safety limit. An in-memory database has no WAL and no
+//! checkpointer.
 //!
 //! Reads go to a few reader threads (`read_connections`, one connection each) through one
 //! shared channel, which WAL lets run beside the writer. No call uses tokio's blocking
-//! pool, so the store adds a fixed number of threads to the process (1 + readers). Between processes, SQLite's file locks and the busy timeout order the
+//! pool, so the store adds a fixed number of threads to the process (writer, checkpointer
+//! and readers). Between processes, SQLite's file locks and the busy timeout order the
 //! writers.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,32 +29,111 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use swivel_provision::{RecordKey, StoreError, Updated};
 use tokio::sync::oneshot;
 
+use crate::checkpoint::{Checkpointer, WalLimits};
 use crate::codes::{Step, apply_update};
 use crate::error::SqliteError;
 use crate::options::SqliteOptions;
 use crate::schema;
 
-/// Updates run in one group commit at most (the rest wait for the next group).
+/// Writes run in one group commit at most (the rest wait for the next group).
 const MAX_GROUP: usize = 512;
 
 /// A read, run on a reader thread with that thread's connection (`None` until the first
 /// read opens it, and again after a read panicked).
 type ReadFn = Box<dyn FnOnce(&mut Option<Connection>, &Path, &SqliteOptions) + Send>;
 
-/// Where an update's answer goes.
-type Reply = oneshot::Sender<Result<Updated, StoreError>>;
-
-/// A write that is not a record update, run alone on the writer thread.
+/// A write that is not grouped, run alone on the writer thread.
 type WriteFn = Box<dyn FnOnce(&mut Connection, &Path) + Send>;
+
+/// A write that runs inside a group commit, in a savepoint of its own.
+trait GroupWrite: Send {
+    /// Runs the write inside its savepoint; `false` rolls the savepoint back.
+    fn apply(&mut self, conn: &Connection, path: &Path) -> bool;
+    /// Answers the caller once the group's commit returned: `None` when it committed, else
+    /// why nothing of the group was written.
+    fn answer(self: Box<Self>, path: &Path, failed: Option<SqliteError>);
+}
+
+/// The answer of a grouped write that was never applied (not expected: a group applies
+/// every write before it answers).
+fn not_run(path: &Path) -> SqliteError {
+    SqliteError::StepPanicked {
+        path: path.to_path_buf(),
+    }
+}
+
+/// A record update ([`Db::update`]).
+struct UpdateWrite {
+    key: RecordKey,
+    step: Step,
+    out: Option<Result<Updated, StoreError>>,
+    reply: oneshot::Sender<Result<Updated, StoreError>>,
+}
+
+impl GroupWrite for UpdateWrite {
+    fn apply(&mut self, conn: &Connection, path: &Path) -> bool {
+        let (key, step) = (&self.key, &mut self.step);
+        let out = catch_unwind(AssertUnwindSafe(|| apply_update(conn, path, key, step)))
+            .unwrap_or_else(|_| {
+                Err(StoreError::from(SqliteError::StepPanicked {
+                    path: path.to_path_buf(),
+                }))
+            });
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn answer(self: Box<Self>, path: &Path, failed: Option<SqliteError>) {
+        let out = match (failed, self.out) {
+            (None, Some(out)) => out,
+            (Some(e), _) => Err(e.into()),
+            (None, None) => Err(not_run(path).into()),
+        };
+        let _ = self.reply.send(out);
+    }
+}
+
+/// Any other grouped write ([`Db::grouped`]).
+struct FnWrite<T, F> {
+    f: Option<F>,
+    out: Option<Result<T, SqliteError>>,
+    reply: oneshot::Sender<Result<T, SqliteError>>,
+}
+
+impl<T, F> GroupWrite for FnWrite<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection, &Path) -> Result<T, SqliteError> + Send,
+{
+    fn apply(&mut self, conn: &Connection, path: &Path) -> bool {
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let out = catch_unwind(AssertUnwindSafe(|| f(conn, path))).unwrap_or_else(|_| {
+            Err(SqliteError::StepPanicked {
+                path: path.to_path_buf(),
+            })
+        });
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn answer(self: Box<Self>, path: &Path, failed: Option<SqliteError>) {
+        let out = match (failed, self.out) {
+            (None, Some(out)) => out,
+            (Some(e), _) => Err(e),
+            (None, None) => Err(not_run(path)),
+        };
+        let _ = self.reply.send(out);
+    }
+}
 
 /// Work for the writer thread.
 enum Job {
-    /// One record update, grouped with the updates next to it in the channel.
-    Update {
-        key: RecordKey,
-        step: Step,
-        reply: Reply,
-    },
+    /// Grouped with the grouped writes next to it in the channel.
+    Grouped(Box<dyn GroupWrite>),
     /// Anything else, alone (it answers through a channel it captured).
     Run(WriteFn),
 }
@@ -56,11 +143,15 @@ pub(crate) struct Db {
     /// The file, or `:memory:`.
     path: PathBuf,
     memory: bool,
-    /// To the writer thread, which stops when the last sender is dropped.
+    /// To the writer thread, which stops when the last sender is dropped (and stops the
+    /// checkpointer thread it owns).
     writer: mpsc::Sender<Job>,
     /// To the reader threads (one connection each), which stop when it is dropped. `None`
     /// for an in-memory database: it has one connection, the writer's.
     readers: Option<mpsc::Sender<ReadFn>>,
+    /// The checkpointer's counters (tests).
+    #[cfg(test)]
+    pub(crate) checkpoints: Option<crate::checkpoint::Stats>,
 }
 
 fn flags() -> OpenFlags {
@@ -71,7 +162,7 @@ fn flags() -> OpenFlags {
 }
 
 /// Opens one connection to the file and sets it up (busy timeout, WAL, durability).
-fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection, SqliteError> {
+pub(crate) fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection, SqliteError> {
     let sql = |e| SqliteError::from_sqlite(path, e);
     let conn = Connection::open_with_flags(path, flags()).map_err(sql)?;
     configure(&conn, path, options)?;
@@ -90,14 +181,37 @@ fn configure(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<
     Ok(())
 }
 
-/// Starts the writer thread on `conn`.
-fn start_writer(conn: Connection, path: PathBuf) -> Result<mpsc::Sender<Job>, SqliteError> {
+/// Starts the writer thread on `conn`; with a checkpointer, the writer owns it (and so
+/// stops it when it stops itself).
+fn start_writer(
+    conn: Connection,
+    path: PathBuf,
+    checkpointer: Option<Checkpointer>,
+) -> Result<mpsc::Sender<Job>, SqliteError> {
     let (tx, rx) = mpsc::channel();
     let shown = path.clone();
+    let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("swivel-sqlite-writer".into())
-        .spawn(move || writer_loop(conn, &path, &rx))
-        .map_err(|_| SqliteError::WriterGone { path: shown })?;
+        .spawn(move || {
+            // The WAL hook's state lives on this thread: attach here.
+            let attached = match &checkpointer {
+                Some(c) => c.attach(&conn, &path),
+                None => Ok(()),
+            };
+            let ok = attached.is_ok();
+            let _ = ready_tx.send(attached);
+            if ok {
+                writer_loop(conn, &path, &rx);
+            }
+            drop(checkpointer);
+        })
+        .map_err(|_| SqliteError::WriterGone {
+            path: shown.clone(),
+        })?;
+    ready_rx
+        .recv()
+        .map_err(|_| SqliteError::WriterGone { path: shown })??;
     Ok(tx)
 }
 
@@ -131,16 +245,16 @@ fn start_readers(
     Ok(tx)
 }
 
-/// Takes every job waiting in the channel (up to [`MAX_GROUP`] updates in a row), runs the
-/// updates among them as one group commit and the other jobs alone, in order.
+/// Takes every job waiting in the channel (up to [`MAX_GROUP`] grouped writes in a row),
+/// runs the grouped ones among them as one group commit and the other jobs alone, in order.
 fn writer_loop(mut conn: Connection, path: &Path, rx: &mpsc::Receiver<Job>) {
-    let mut group: Vec<(RecordKey, Step, Reply)> = Vec::new();
+    let mut group: Vec<Box<dyn GroupWrite>> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
-                Job::Update { key, step, reply } => {
-                    group.push((key, step, reply));
+                Job::Grouped(write) => {
+                    group.push(write);
                     if group.len() < MAX_GROUP {
                         next = rx.try_recv().ok();
                     }
@@ -156,48 +270,40 @@ fn writer_loop(mut conn: Connection, path: &Path, rx: &mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs `group`'s updates in one transaction, a savepoint each, commits once, then answers
+/// Runs `group`'s writes in one transaction, a savepoint each, commits once, then answers
 /// every one of them.
-fn commit_group(conn: &mut Connection, path: &Path, group: &mut Vec<(RecordKey, Step, Reply)>) {
+fn commit_group(conn: &mut Connection, path: &Path, group: &mut Vec<Box<dyn GroupWrite>>) {
     if group.is_empty() {
         return;
     }
     let sql = |e| SqliteError::from_sqlite(path, e);
-    let mut answers = Vec::with_capacity(group.len());
     let outcome = (|| {
         // IMMEDIATE takes the write lock first, so every read below sees what the write
         // after it replaces, even when other processes write the same file.
         let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql)?;
-        for (key, step, _) in group.iter_mut() {
+        for write in group.iter_mut() {
             let mut sp = tx.savepoint().map_err(sql)?;
-            let answer = catch_unwind(AssertUnwindSafe(|| apply_update(&sp, path, key, step)))
-                .unwrap_or_else(|_| {
-                    Err(StoreError::from(SqliteError::StepPanicked {
-                        path: path.to_path_buf(),
-                    }))
-                });
-            if answer.is_ok() {
+            if write.apply(&sp, path) {
                 sp.commit().map_err(sql)?;
             } else {
-                // Undo this update only; dropping the savepoint then releases it.
+                // Undo this write only; dropping the savepoint then releases it.
                 sp.rollback().map_err(sql)?;
             }
-            answers.push(answer);
         }
         tx.commit().map_err(sql)
     })();
     match outcome {
         Ok(()) => {
-            for ((_, _, reply), answer) in group.drain(..).zip(answers) {
-                let _ = reply.send(answer);
+            for write in group.drain(..) {
+                write.answer(path, None);
             }
         }
         Err(e) => {
             // Nothing of the group was written.
-            for (_, _, reply) in group.drain(..) {
-                let _ = reply.send(Err(e.for_another().into()));
+            for write in group.drain(..) {
+                write.answer(path, Some(e.for_another()));
             }
         }
     }
@@ -206,18 +312,32 @@ fn commit_group(conn: &mut Connection, path: &Path, group: &mut Vec<(RecordKey, 
 impl Db {
     /// Opens (creating if needed) and migrates the database file.
     pub(crate) fn open_file(path: PathBuf, options: SqliteOptions) -> Result<Self, SqliteError> {
+        Self::open_file_with(path, options, WalLimits::DEFAULT)
+    }
+
+    /// [`open_file`](Self::open_file) with the given checkpoint limits.
+    pub(crate) fn open_file_with(
+        path: PathBuf,
+        options: SqliteOptions,
+        limits: WalLimits,
+    ) -> Result<Self, SqliteError> {
         let mut conn = connect(&path, &options)?;
         schema::migrate(&mut conn, &path)?;
         let readers = options.read_connections.max(1);
+        let checkpointer = Checkpointer::start(&path, &options, limits)?;
+        #[cfg(test)]
+        let checkpoints = Some(checkpointer.stats());
         Ok(Self {
-            writer: start_writer(conn, path.clone())?,
+            writer: start_writer(conn, path.clone(), Some(checkpointer))?,
             readers: Some(start_readers(readers, &path, &options)?),
             path,
             memory: false,
+            #[cfg(test)]
+            checkpoints,
         })
     }
 
-    /// A new, private in-memory database.
+    /// A new, private in-memory database (no WAL, so no checkpointer).
     pub(crate) fn open_memory() -> Result<Self, SqliteError> {
         let path = PathBuf::from(":memory:");
         let options = SqliteOptions::default();
@@ -226,10 +346,12 @@ impl Db {
         configure(&conn, &path, &options)?;
         schema::migrate(&mut conn, &path)?;
         Ok(Self {
-            writer: start_writer(conn, path.clone())?,
+            writer: start_writer(conn, path.clone(), None)?,
             readers: None,
             path,
             memory: true,
+            #[cfg(test)]
+            checkpoints: None,
         })
     }
 
@@ -253,8 +375,35 @@ impl Db {
     /// answers once that commit returned.
     pub(crate) async fn update(&self, key: RecordKey, step: Step) -> Result<Updated, StoreError> {
         let (reply, answer) = oneshot::channel();
+        let write = UpdateWrite {
+            key,
+            step,
+            out: None,
+            reply,
+        };
         self.writer
-            .send(Job::Update { key, step, reply })
+            .send(Job::Grouped(Box::new(write)))
+            .map_err(|_| self.gone())?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    /// Runs the write `f` in the writer's next group commit, in a savepoint of its own (an
+    /// error or a panic in `f` undoes only what `f` wrote); answers once that commit
+    /// returned, with `f`'s result, or with the commit's error (then nothing of `f` was
+    /// written). `f` must not open or end a transaction itself.
+    pub(crate) async fn grouped<T, F>(&self, f: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Path) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let write = FnWrite {
+            f: Some(f),
+            out: None,
+            reply,
+        };
+        self.writer
+            .send(Job::Grouped(Box::new(write)))
             .map_err(|_| self.gone())?;
         answer.await.map_err(|_| self.gone())?
     }
@@ -347,7 +496,13 @@ mod tests {
             ("d", insert("d")),
         ] {
             let (reply, answer) = oneshot::channel();
-            group.push((RecordKey::User(user(name)), Step::Record(step), reply));
+            let write: Box<dyn GroupWrite> = Box::new(UpdateWrite {
+                key: RecordKey::User(user(name)),
+                step: Step::Record(step),
+                out: None,
+                reply,
+            });
+            group.push(write);
             answers.push(answer);
         }
         commit_group(&mut conn, path, &mut group);
@@ -368,5 +523,45 @@ mod tests {
             .expect("rows");
         names.sort();
         assert_eq!(names, ["a", "d"], "both good updates are committed");
+    }
+
+    #[test]
+    fn a_grouped_write_that_fails_half_way_leaves_nothing() {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("create");
+        let sql = |e| SqliteError::from_sqlite(Path::new(":memory:"), e);
+        let (ok_reply, mut ok_answer) = oneshot::channel();
+        let (bad_reply, mut bad_answer) = oneshot::channel::<Result<(), SqliteError>>();
+        let good: Box<dyn GroupWrite> = Box::new(FnWrite {
+            f: Some(move |c: &Connection, _: &Path| {
+                c.execute_batch("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);")
+                    .map_err(sql)
+            }),
+            out: None,
+            reply: ok_reply,
+        });
+        let bad: Box<dyn GroupWrite> = Box::new(FnWrite {
+            f: Some(move |c: &Connection, _: &Path| {
+                c.execute_batch("INSERT INTO t VALUES (3);").map_err(sql)?;
+                c.execute_batch("INSERT INTO missing VALUES (4);")
+                    .map_err(sql)
+            }),
+            out: None,
+            reply: bad_reply,
+        });
+        let mut group = vec![good, bad];
+        commit_group(&mut conn, path, &mut group);
+        assert!(ok_answer.try_recv().expect("answered").is_ok());
+        assert!(bad_answer.try_recv().expect("answered").is_err());
+        let rows: Vec<i64> = conn
+            .prepare("SELECT x FROM t ORDER BY x")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows, [1, 2], "the failed write left none of its rows");
     }
 }

@@ -1,8 +1,9 @@
-//! [`EventStore`] for [`SqliteStore`] on the `events` table. A batch is one transaction on
-//! the writer thread; lists run on a reader thread.
+//! [`EventStore`] for [`SqliteStore`] on the `events` table. A batch is one grouped write
+//! on the writer thread (a savepoint in its next group commit: written whole or not at
+//! all, answered after that commit); lists run on a reader thread.
 
 use async_trait::async_trait;
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::params;
 use swivel_provision::{EventQuery, EventStore, StoreError, StoredEvent, Username};
 use time::OffsetDateTime;
 
@@ -31,27 +32,23 @@ impl EventStore for SqliteStore {
         }
         let events = events.to_vec();
         self.db
-            .run(true, move |conn, path| {
-                let sql = |e| SqliteError::from_sqlite(path, e);
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(sql)?;
-                {
-                    let mut insert = tx.prepare_cached(INSERT).map_err(sql)?;
-                    for e in &events {
-                        insert
-                            .execute(params![
-                                unix_nanos(e.at),
-                                e.instance,
-                                e.kind,
-                                e.username.as_ref().map(Username::as_str),
-                                e.failure,
-                                e.line
-                            ])
-                            .map_err(sql)?;
-                    }
+            .grouped(move |conn, path| {
+                let mut insert = conn
+                    .prepare_cached(INSERT)
+                    .map_err(|e| SqliteError::from_sqlite(path, e))?;
+                for e in &events {
+                    insert
+                        .execute(params![
+                            unix_nanos(e.at),
+                            e.instance,
+                            e.kind,
+                            e.username.as_ref().map(Username::as_str),
+                            e.failure,
+                            e.line
+                        ])
+                        .map_err(|e| SqliteError::from_sqlite(path, e))?;
                 }
-                tx.commit().map_err(sql)
+                Ok(())
             })
             .await?;
         Ok(())

@@ -1,11 +1,12 @@
 //! [`JobStore`] for [`SqliteStore`] on the `delivery_jobs` table. A job is written inside
-//! the group commit of the record update that queues it (on the writer thread); claims,
-//! retries and deletes are writes of their own on that thread; the depth is a read.
+//! the group commit of the record update that queues it (on the writer thread); added
+//! jobs, claims, retries, releases and deletes are grouped writes too (a savepoint each in
+//! the writer's next group commit, answered after it); the depth is a read.
 
 use std::path::Path;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 use swivel_provision::{
     Channel, JobId, JobKind, JobStep, JobStore, QueueDepth, QueuedJob, RecordKey, StoreError,
     Updated, Username,
@@ -106,7 +107,7 @@ impl JobStore for SqliteStore {
         let job = job.clone();
         Ok(self
             .db
-            .run(true, move |conn, path| insert_job(conn, path, &job))
+            .grouped(move |conn, path| insert_job(conn, path, &job))
             .await?)
     }
 
@@ -122,26 +123,20 @@ impl JobStore for SqliteStore {
         let owner = owner.to_owned();
         let raw = self
             .db
-            .run(true, move |conn, path| {
-                let sql = |e| SqliteError::from_sqlite(path, e);
-                // IMMEDIATE: the select and the lease are one step for every process.
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(sql)?;
-                let rows = tx
-                    .prepare_cached(&format!(
-                        "UPDATE delivery_jobs SET due_ns = ?2, lease_owner = ?3
-                         WHERE id IN (SELECT id FROM delivery_jobs WHERE due_ns <= ?1
-                                      ORDER BY due_ns, id LIMIT ?4)
-                         RETURNING {COLUMNS}"
-                    ))
-                    .and_then(|mut s| {
-                        s.query_map(params![now, lease, owner, limit], read_row)?
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .map_err(sql)?;
-                tx.commit().map_err(sql)?;
-                Ok(rows)
+            .grouped(move |conn, path| {
+                // Inside the group's IMMEDIATE transaction: the select and the lease are one
+                // step for every process.
+                conn.prepare_cached(&format!(
+                    "UPDATE delivery_jobs SET due_ns = ?2, lease_owner = ?3
+                     WHERE id IN (SELECT id FROM delivery_jobs WHERE due_ns <= ?1
+                                  ORDER BY due_ns, id LIMIT ?4)
+                     RETURNING {COLUMNS}"
+                ))
+                .and_then(|mut s| {
+                    s.query_map(params![now, lease, owner, limit], read_row)?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(|e| SqliteError::from_sqlite(path, e))
             })
             .await?;
         let mut jobs = raw.into_iter().map(to_job).collect::<Result<Vec<_>, _>>()?;
@@ -153,7 +148,7 @@ impl JobStore for SqliteStore {
         let id = id.as_str().to_owned();
         Ok(self
             .db
-            .run(true, move |conn, path| {
+            .grouped(move |conn, path| {
                 conn.prepare_cached("DELETE FROM delivery_jobs WHERE id = ?1")
                     .and_then(|mut s| s.execute([&id]))
                     .map(|n| n == 1)
@@ -172,7 +167,7 @@ impl JobStore for SqliteStore {
         let (id, owner, due) = (id.as_str().to_owned(), owner.to_owned(), unix_nanos(due_at));
         Ok(self
             .db
-            .run(true, move |conn, path| {
+            .grouped(move |conn, path| {
                 conn.prepare_cached(
                     "UPDATE delivery_jobs SET due_ns = ?3, attempts = ?4, lease_owner = NULL
                      WHERE id = ?1 AND lease_owner = ?2",
@@ -188,7 +183,7 @@ impl JobStore for SqliteStore {
         let (owner, now) = (owner.to_owned(), unix_nanos(now));
         Ok(self
             .db
-            .run(true, move |conn, path| {
+            .grouped(move |conn, path| {
                 conn.prepare_cached(
                     "UPDATE delivery_jobs SET due_ns = ?2, lease_owner = NULL
                      WHERE lease_owner = ?1",

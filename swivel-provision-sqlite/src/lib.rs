@@ -37,7 +37,10 @@
 //! - A crash (even `SIGKILL`) leaves every record before or after its change, never half.
 //! - [`CodeStore::update`](swivel_provision::CodeStore::update) runs on the store's writer
 //!   thread: concurrent updates share one transaction (a savepoint each) and one commit
-//!   (group commit), and each is answered only after that commit returned.
+//!   (group commit), and each is answered only after that commit returned. Event-log
+//!   batches and the delivery queue's writes join the same group commits.
+//! - The WAL is checkpointed by a thread of its own, beside the writer (the writer's own
+//!   commits checkpoint only past a safety limit of 20,000 WAL pages).
 //! - Writes run on that writer thread, reads on a few reader threads (one connection
 //!   each); never on async worker threads, nor on tokio's blocking pool (a tokio runtime
 //!   is required all the same).
@@ -52,6 +55,7 @@
 //!   hashes, strings are derived), but usernames and destinations are plain.
 //! - It does not back up or vacuum the file.
 
+mod checkpoint;
 mod codes;
 mod counters;
 mod db;
