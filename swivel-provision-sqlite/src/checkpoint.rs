@@ -51,7 +51,7 @@ impl WalLimits {
     /// What a store uses.
     pub(crate) const DEFAULT: WalLimits = WalLimits {
         wake_pages: 1_000,
-        writer_pages: 20_000,
+        writer_pages: 4_000,
         idle: Duration::from_secs(1),
     };
 }

@@ -40,7 +40,7 @@
 //!   (group commit), and each is answered only after that commit returned. Event-log
 //!   batches and the delivery queue's writes join the same group commits.
 //! - The WAL is checkpointed by a thread of its own, beside the writer (the writer's own
-//!   commits checkpoint only past a safety limit of 20,000 WAL pages).
+//!   commits checkpoint only past a safety limit of 4,000 WAL pages).
 //! - Writes run on that writer thread, reads on a few reader threads (one connection
 //!   each); never on async worker threads, nor on tokio's blocking pool (a tokio runtime
 //!   is required all the same).
