@@ -735,7 +735,9 @@ async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
         state.credentials().set_password(&password).await?;
         println!("No console password was set, so one was generated (shown only now):");
         println!("    console password: {}", password.expose_secret());
-        println!("Change it any time with `provision-server admin password`.");
+        println!(
+            "Change it any time on the console's Password page (/admin/password) or with `provision-server admin password`."
+        );
     }
     let background = state.clone();
     tokio::spawn(async move {
