@@ -62,23 +62,47 @@ fn not_run(path: &Path) -> SqliteError {
     }
 }
 
-/// A record update ([`Db::update`]).
-struct UpdateWrite {
-    key: RecordKey,
-    step: Step,
-    out: Option<Result<Updated, StoreError>>,
-    reply: oneshot::Sender<Result<Updated, StoreError>>,
+/// A grouped write: `f`, its result once applied, and where the answer goes. `E` is the
+/// caller's error type (a record update answers with `StoreError`, other writes with
+/// `SqliteError`).
+struct FnWrite<T, E, F> {
+    f: Option<F>,
+    out: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
 }
 
-impl GroupWrite for UpdateWrite {
+/// The grouped write `f`, and where its answer comes.
+fn group_write<T, E, F>(f: F) -> (Box<dyn GroupWrite>, oneshot::Receiver<Result<T, E>>)
+where
+    T: Send + 'static,
+    E: From<SqliteError> + Send + 'static,
+    F: FnOnce(&Connection, &Path) -> Result<T, E> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let write = FnWrite {
+        f: Some(f),
+        out: None,
+        reply,
+    };
+    (Box::new(write), answer)
+}
+
+impl<T, E, F> GroupWrite for FnWrite<T, E, F>
+where
+    T: Send,
+    E: From<SqliteError> + Send,
+    F: FnOnce(&Connection, &Path) -> Result<T, E> + Send,
+{
     fn apply(&mut self, conn: &Connection, path: &Path) -> bool {
-        let (key, step) = (&self.key, &mut self.step);
-        let out = catch_unwind(AssertUnwindSafe(|| apply_update(conn, path, key, step)))
-            .unwrap_or_else(|_| {
-                Err(StoreError::from(SqliteError::StepPanicked {
-                    path: path.to_path_buf(),
-                }))
-            });
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let out = catch_unwind(AssertUnwindSafe(|| f(conn, path))).unwrap_or_else(|_| {
+            Err(SqliteError::StepPanicked {
+                path: path.to_path_buf(),
+            }
+            .into())
+        });
         let ok = out.is_ok();
         self.out = Some(out);
         ok
@@ -89,42 +113,6 @@ impl GroupWrite for UpdateWrite {
             (None, Some(out)) => out,
             (Some(e), _) => Err(e.into()),
             (None, None) => Err(not_run(path).into()),
-        };
-        let _ = self.reply.send(out);
-    }
-}
-
-/// Any other grouped write ([`Db::grouped`]).
-struct FnWrite<T, F> {
-    f: Option<F>,
-    out: Option<Result<T, SqliteError>>,
-    reply: oneshot::Sender<Result<T, SqliteError>>,
-}
-
-impl<T, F> GroupWrite for FnWrite<T, F>
-where
-    T: Send,
-    F: FnOnce(&Connection, &Path) -> Result<T, SqliteError> + Send,
-{
-    fn apply(&mut self, conn: &Connection, path: &Path) -> bool {
-        let Some(f) = self.f.take() else {
-            return false;
-        };
-        let out = catch_unwind(AssertUnwindSafe(|| f(conn, path))).unwrap_or_else(|_| {
-            Err(SqliteError::StepPanicked {
-                path: path.to_path_buf(),
-            })
-        });
-        let ok = out.is_ok();
-        self.out = Some(out);
-        ok
-    }
-
-    fn answer(self: Box<Self>, path: &Path, failed: Option<SqliteError>) {
-        let out = match (failed, self.out) {
-            (None, Some(out)) => out,
-            (Some(e), _) => Err(e),
-            (None, None) => Err(not_run(path)),
         };
         let _ = self.reply.send(out);
     }
@@ -373,18 +361,13 @@ impl Db {
 
     /// Applies `step` to the record `key` names, in the writer's next group commit;
     /// answers once that commit returned.
-    pub(crate) async fn update(&self, key: RecordKey, step: Step) -> Result<Updated, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let write = UpdateWrite {
-            key,
-            step,
-            out: None,
-            reply,
-        };
-        self.writer
-            .send(Job::Grouped(Box::new(write)))
-            .map_err(|_| self.gone())?;
-        answer.await.map_err(|_| self.gone())?
+    pub(crate) async fn update(
+        &self,
+        key: RecordKey,
+        mut step: Step,
+    ) -> Result<Updated, StoreError> {
+        self.submit(move |conn, path| apply_update(conn, path, &key, &mut step))
+            .await
     }
 
     /// Runs the write `f` in the writer's next group commit, in a savepoint of its own (an
@@ -396,14 +379,19 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection, &Path) -> Result<T, SqliteError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let write = FnWrite {
-            f: Some(f),
-            out: None,
-            reply,
-        };
+        self.submit(f).await
+    }
+
+    /// Queues the grouped write `f` and waits for its answer.
+    async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<SqliteError> + Send + 'static,
+        F: FnOnce(&Connection, &Path) -> Result<T, E> + Send + 'static,
+    {
+        let (write, answer) = group_write(f);
         self.writer
-            .send(Job::Grouped(Box::new(write)))
+            .send(Job::Grouped(write))
             .map_err(|_| self.gone())?;
         answer.await.map_err(|_| self.gone())?
     }
@@ -495,13 +483,10 @@ mod tests {
             ("c", foreign),
             ("d", insert("d")),
         ] {
-            let (reply, answer) = oneshot::channel();
-            let write: Box<dyn GroupWrite> = Box::new(UpdateWrite {
-                key: RecordKey::User(user(name)),
-                step: Step::Record(step),
-                out: None,
-                reply,
-            });
+            let key = RecordKey::User(user(name));
+            let mut step = Step::Record(step);
+            let (write, answer) =
+                group_write(move |conn, path| apply_update(conn, path, &key, &mut step));
             group.push(write);
             answers.push(answer);
         }
@@ -532,24 +517,14 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (x INTEGER)")
             .expect("create");
         let sql = |e| SqliteError::from_sqlite(Path::new(":memory:"), e);
-        let (ok_reply, mut ok_answer) = oneshot::channel();
-        let (bad_reply, mut bad_answer) = oneshot::channel::<Result<(), SqliteError>>();
-        let good: Box<dyn GroupWrite> = Box::new(FnWrite {
-            f: Some(move |c: &Connection, _: &Path| {
-                c.execute_batch("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);")
-                    .map_err(sql)
-            }),
-            out: None,
-            reply: ok_reply,
+        let (good, mut ok_answer) = group_write(move |c: &Connection, _: &Path| {
+            c.execute_batch("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);")
+                .map_err(sql)
         });
-        let bad: Box<dyn GroupWrite> = Box::new(FnWrite {
-            f: Some(move |c: &Connection, _: &Path| {
-                c.execute_batch("INSERT INTO t VALUES (3);").map_err(sql)?;
-                c.execute_batch("INSERT INTO missing VALUES (4);")
-                    .map_err(sql)
-            }),
-            out: None,
-            reply: bad_reply,
+        let (bad, mut bad_answer) = group_write(move |c: &Connection, _: &Path| {
+            c.execute_batch("INSERT INTO t VALUES (3);").map_err(sql)?;
+            c.execute_batch("INSERT INTO missing VALUES (4);")
+                .map_err(sql)
         });
         let mut group = vec![good, bad];
         commit_group(&mut conn, path, &mut group);
