@@ -88,15 +88,7 @@ pub async fn save(
         Ok(settings) => save_site(&state, Actor::Console(ip), site, settings).await,
         Err(e) => Err(e),
     };
-    let (status, message) = match outcome {
-        Ok(saved) => (StatusCode::OK, Message::ok(saved.to_string())),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
-            (StatusCode::BAD_REQUEST, Message::error(e.public_message()))
-        }
-        Err(e) => return Err(e),
-    };
-    let body = page(&state, &session, Some(message)).await?;
-    Ok((status, html::headers(), body).into_response())
+    after(&state, &session, outcome.map(|saved| saved.to_string())).await
 }
 
 /// `POST /admin/sites/delete`: deletes the site named by the form's `site`.
@@ -112,11 +104,22 @@ pub async fn delete(
         Err(r) => return Ok(r.into_response()),
     };
     let site = form.get("site").map(String::as_str).unwrap_or_default();
-    let (status, message) = match delete_site(&state, Actor::Console(ip), site).await {
-        Ok(deleted) => (StatusCode::OK, Message::ok(deleted.to_string())),
+    let outcome = delete_site(&state, Actor::Console(ip), site).await;
+    after(&state, &session, outcome.map(|deleted| deleted.to_string())).await
+}
+
+/// The page after an action: its outcome above the sites, answered with a refusal's status
+/// (`400`, `404`); a server error stays the error page.
+async fn after(
+    state: &AppState,
+    session: &Session,
+    outcome: Result<String, AppError>,
+) -> Result<Response, AppError> {
+    let (status, message) = match outcome {
+        Ok(done) => (StatusCode::OK, Message::ok(done)),
         Err(e) if e.status().is_client_error() => (e.status(), Message::error(e.public_message())),
         Err(e) => return Err(e),
     };
-    let body = page(&state, &session, Some(message)).await?;
+    let body = page(state, session, Some(message)).await?;
     Ok((status, html::headers(), body).into_response())
 }
