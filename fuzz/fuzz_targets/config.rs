@@ -6,12 +6,14 @@ use libfuzzer_sys::fuzz_target;
 use provision_server::config::FileConfig;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(config) = FileConfig::parse(text) {
-        if let Some(policy) = config.policy {
-            policy.validate().expect("a parsed policy is valid");
+    swivel_provision_fuzz::within_budget(|| {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        if let Ok(config) = FileConfig::parse(text) {
+            if let Some(policy) = config.policy {
+                policy.validate().expect("a parsed policy is valid");
+            }
         }
-    }
+    })
 });
