@@ -4,6 +4,11 @@
 //! peer is one of `[throttle] trusted_proxies`. Without connection info (an embedder that
 //! drives [`crate::app()`] without a socket), every request counts as `0.0.0.0`; tests add
 //! `axum::extract::connect_info::MockConnectInfo`.
+//!
+//! Forwarding headers ([`FORWARDING_HEADERS`]) from a peer that is not a trusted proxy mean
+//! a reverse proxy nobody declared: every client behind it shares its address (one
+//! client's failures throttle all of them). The first such request is warned about in the
+//! log, once.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,6 +18,23 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use crate::state::AppState;
+
+/// The headers by which a reverse proxy names the client it forwards.
+pub const FORWARDING_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+/// Whether a request carries any of [`FORWARDING_HEADERS`]: a proxy forwarded it (or a
+/// client pretends so).
+pub fn forwarded(headers: &HeaderMap) -> bool {
+    FORWARDING_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name))
+}
+
+fn is_trusted(ip: IpAddr, trusted: &[IpAddr]) -> bool {
+    trusted
+        .iter()
+        .any(|t| t.to_canonical() == ip.to_canonical())
+}
 
 /// The client's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +48,21 @@ impl FromRequestParts<AppState> for ClientIp {
         let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
             .await
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        Ok(Self(client_address(
-            peer,
-            &parts.headers,
-            &state.throttles().config().trusted_proxies,
-        )))
+        let throttles = state.throttles();
+        let trusted = &throttles.config().trusted_proxies;
+        if forwarded(&parts.headers)
+            && !is_trusted(peer, trusted)
+            && throttles.first_untrusted_forwarding()
+        {
+            tracing::warn!(
+                %peer,
+                "a request from {peer} carries forwarding headers (Forwarded, X-Forwarded-For or X-Real-IP), \
+                 but {peer} is not in [throttle] trusted_proxies: the headers are ignored and every client \
+                 behind it counts as {peer}; if it is your reverse proxy, add it to trusted_proxies \
+                 (warned once)"
+            );
+        }
+        Ok(Self(client_address(peer, &parts.headers, trusted)))
     }
 }
 
@@ -38,8 +70,7 @@ impl FromRequestParts<AppState> for ClientIp {
 /// right-most `X-Forwarded-For` entry that is not a trusted proxy (entries further left are
 /// written by the client and prove nothing).
 pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let canon = |ip: IpAddr| ip.to_canonical();
-    if !trusted.iter().any(|t| canon(*t) == canon(peer)) {
+    if !is_trusted(peer, trusted) {
         return peer;
     }
     let mut client = peer;
@@ -55,7 +86,7 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> 
             break;
         };
         client = ip;
-        if !trusted.iter().any(|t| canon(*t) == canon(ip)) {
+        if !is_trusted(ip, trusted) {
             break;
         }
     }

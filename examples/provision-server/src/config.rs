@@ -37,6 +37,7 @@
 //! request_timeout_secs = 30
 //! idle_timeout_secs = 60
 //! max_connections = 10000
+//! max_per_address = 256                     # open connections per client address
 //! shutdown_timeout_secs = 10                # SIGTERM/SIGINT: finish requests and deliveries
 //!
 //! [delivery]                                # see crate::delivery::DeliveryConfig
@@ -104,6 +105,10 @@ impl OutboxConfig {
     }
 }
 
+/// Connections one client address may hold open unless `max_per_address` says otherwise
+/// (room for a load test's 64 clients, and a few NATed households).
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 256;
+
 /// Connection limits and timeouts (`[connections]`).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -120,6 +125,13 @@ pub struct ConnectionLimits {
     /// Connections served at once; further ones wait in the listen backlog until one
     /// closes (default 10,000).
     pub max_connections: usize,
+    /// Connections one client address (an IPv4 address, an IPv6 /64) may hold open at once,
+    /// at most `max_connections`; a connection beyond it is closed unanswered. Default: 256,
+    /// or `max_connections` when that is lower ([`ConnectionLimits::per_address`]); equal to
+    /// `max_connections` it is not applied (one address's connections then wait for a slot
+    /// like any other). The address is the TCP peer's, never a forwarding header: behind a
+    /// reverse proxy every client shares the proxy's, so raise it to what the proxy opens.
+    pub max_per_address: Option<usize>,
     /// On SIGTERM or SIGINT the server stops accepting, then gives requests in flight and
     /// queued deliveries this many seconds, together, to finish before it exits (default
     /// 10, 1 to 3,600).
@@ -133,6 +145,7 @@ impl Default for ConnectionLimits {
             request_timeout_secs: 30,
             idle_timeout_secs: 60,
             max_connections: 10_000,
+            max_per_address: None,
             shutdown_timeout_secs: 10,
         }
     }
@@ -146,6 +159,7 @@ impl ConnectionLimits {
             ("request_timeout_secs", self.request_timeout_secs),
             ("idle_timeout_secs", self.idle_timeout_secs),
             ("max_connections", self.max_connections as u64),
+            ("max_per_address", self.per_address() as u64),
         ];
         for (name, value) in checks {
             if value == 0 || value > 1_000_000 {
@@ -154,6 +168,13 @@ impl ConnectionLimits {
                 )));
             }
         }
+        if self.per_address() > self.max_connections {
+            return Err(AppError::Setup(format!(
+                "invalid configuration: connections.max_per_address ({}) must not exceed connections.max_connections ({})",
+                self.per_address(),
+                self.max_connections
+            )));
+        }
         if !(1..=3_600).contains(&self.shutdown_timeout_secs) {
             return Err(AppError::Setup(format!(
                 "invalid configuration: connections.shutdown_timeout_secs must be between 1 and 3600, got {}",
@@ -161,6 +182,13 @@ impl ConnectionLimits {
             )));
         }
         Ok(())
+    }
+
+    /// Connections one client address may hold open: [`ConnectionLimits::max_per_address`],
+    /// else [`DEFAULT_MAX_PER_ADDRESS`] or `max_connections`, whichever is lower.
+    pub fn per_address(&self) -> usize {
+        self.max_per_address
+            .unwrap_or(DEFAULT_MAX_PER_ADDRESS.min(self.max_connections))
     }
 
     /// [`ConnectionLimits::header_timeout_secs`] as a duration.
@@ -458,6 +486,35 @@ mod tests {
         assert_eq!(c.connections.request_timeout_secs, 30);
         let e = FileConfig::parse("[connections]\nmax_connections = 0\n").unwrap_err();
         assert!(e.to_string().contains("connections.max_connections"), "{e}");
+    }
+
+    #[test]
+    fn max_per_address_default_and_bounds() {
+        let c = FileConfig::parse("").unwrap();
+        assert_eq!(c.connections.per_address(), 256);
+        let c =
+            FileConfig::parse("[connections]\nmax_connections = 8\nmax_per_address = 8\n").unwrap();
+        assert_eq!(c.connections.per_address(), 8);
+        // Unset, it follows a lower global cap.
+        let c = FileConfig::parse("[connections]\nmax_connections = 100\n").unwrap();
+        assert_eq!(c.connections.per_address(), 100);
+        for (bad, says) in [
+            (
+                "max_per_address = 0",
+                "connections.max_per_address must be between 1",
+            ),
+            (
+                "max_per_address = 10001",
+                "connections.max_per_address (10001) must not exceed connections.max_connections (10000)",
+            ),
+            (
+                "max_connections = 100\nmax_per_address = 101",
+                "connections.max_per_address (101) must not exceed connections.max_connections (100)",
+            ),
+        ] {
+            let e = FileConfig::parse(&format!("[connections]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

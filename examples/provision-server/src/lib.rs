@@ -21,8 +21,9 @@
 //!   [`swivel_provision::queue`]); the outbox directory is for development only.
 //! - Failed AgentXML requests, `/login` posts, self-service submissions and console logins
 //!   are throttled per client address ([`throttle`], [`client`]), in the process and in
-//!   the store, so that the limits hold across instances ([`throttle::shared`]); connections have header,
-//!   request and inactivity timeouts and a cap ([`serve`]); every answer carries the
+//!   the store, so that the limits hold across instances ([`throttle::shared`]); connections have a
+//!   request deadline for every protocol, request and inactivity timeouts, and caps per
+//!   client address and in all ([`serve`]); every answer carries the
 //!   security headers ([`app()`]).
 //! - Data files are private and one server holds a SQLite database at a time ([`files`]).
 

@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -49,7 +49,9 @@ use shared::{Counters, SharedLimit};
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
     /// Peers (reverse proxies) whose `X-Forwarded-For` header names the client. Empty
-    /// (default): the header is ignored and the peer address is the client.
+    /// (default): the header is ignored and the peer address is the client, so behind a
+    /// reverse proxy every client would share the proxy's allowance: list the proxy here
+    /// (the server warns once when forwarding headers come from a peer not listed).
     pub trusted_proxies: Vec<IpAddr>,
     /// Failed AgentXML requests per client address per minute (default 10).
     pub agentxml_failures_per_ip: u32,
@@ -310,6 +312,8 @@ pub struct Throttles {
     hashes: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
     peak: AtomicUsize,
+    /// Whether forwarding headers from a peer that is not a trusted proxy have been seen.
+    untrusted_forwarding: AtomicBool,
     /// The store's counters, when the limits hold across instances.
     counters: Option<Counters>,
     shared_agentxml: SharedLimit,
@@ -360,6 +364,7 @@ impl Throttles {
             hashes: Arc::new(Semaphore::new(config.console_hashes_at_once.max(1) as usize)),
             running: Arc::new(AtomicUsize::new(0)),
             peak: AtomicUsize::new(0),
+            untrusted_forwarding: AtomicBool::new(false),
             config,
         }
     }
@@ -389,6 +394,12 @@ impl Throttles {
     /// The settings.
     pub fn config(&self) -> &ThrottleConfig {
         &self.config
+    }
+
+    /// True the first time only: forwarding headers came from a peer that is not one of
+    /// `trusted_proxies` ([`crate::client`] warns then, once).
+    pub fn first_untrusted_forwarding(&self) -> bool {
+        !self.untrusted_forwarding.swap(true, Ordering::Relaxed)
     }
 
     /// Whether an AgentXML request from `ip` may be answered (its failures are within the

@@ -4,7 +4,7 @@
 //! ```toml
 //! [metrics]
 //! enabled = true                # default; false removes GET /metrics
-//! token_file = "metrics.token"  # or token = "..."; none: loopback clients only
+//! token_file = "metrics.token"  # or token = "..."; none: loopback clients only, not proxied
 //! ```
 
 use std::path::PathBuf;
@@ -123,15 +123,22 @@ impl Default for MetricsEndpoint {
 impl MetricsEndpoint {
     /// Whether a request from `client` presenting `presented` (its bearer token, if any)
     /// may read the metrics: with a token configured, when it is the token (compared in
-    /// constant time); without one, only from this host (a loopback client address).
+    /// constant time); without one, only from this host (a loopback client address) and
+    /// not `forwarded` (carrying [`crate::client::FORWARDING_HEADERS`]).
     ///
     /// # Security
     /// Open counters tell a remote guesser what the uniform device errors hide (a redeem
     /// for an unknown name moves another counter than one for a known name), so without a
-    /// token nobody else reads them.
-    pub fn allows(&self, presented: Option<&str>, client: std::net::IpAddr) -> bool {
+    /// token nobody else reads them. A reverse proxy on this host connects from loopback
+    /// whoever its client is, so a forwarded request is never taken for a local one.
+    pub fn allows(
+        &self,
+        presented: Option<&str>,
+        client: std::net::IpAddr,
+        forwarded: bool,
+    ) -> bool {
         match (&self.token, presented) {
-            (None, _) => client.is_loopback(),
+            (None, _) => client.is_loopback() && !forwarded,
             (Some(token), Some(presented)) => presented
                 .as_bytes()
                 .ct_eq(token.expose_secret().as_bytes())
@@ -153,13 +160,14 @@ mod tests {
         assert!(e.enabled && e.token.is_none());
         let (local, remote): (std::net::IpAddr, std::net::IpAddr) =
             ("127.0.0.1".parse().unwrap(), "192.0.2.1".parse().unwrap());
-        assert!(e.allows(None, local) && !e.allows(None, remote));
+        assert!(e.allows(None, local, false) && !e.allows(None, remote, false));
+        assert!(!e.allows(None, local, true));
         let c = FileConfig::parse("[metrics]\nenabled = false\n").unwrap();
         assert!(!c.metrics.enabled);
         let c = FileConfig::parse("[metrics]\ntoken = \"0123456789abcdef\"\n").unwrap();
         let e = c.metrics.endpoint().unwrap();
-        assert!(e.allows(Some("0123456789abcdef"), remote));
-        assert!(!e.allows(Some("0123456789abcdeF"), local) && !e.allows(None, local));
+        assert!(e.allows(Some("0123456789abcdef"), remote, true));
+        assert!(!e.allows(Some("0123456789abcdeF"), local, false) && !e.allows(None, local, false));
         assert!(!format!("{c:?}{e:?}").contains("0123456789abcdef"));
         for (bad, says) in [
             (
@@ -192,7 +200,11 @@ mod tests {
             ..MetricsConfig::default()
         };
         let e = c.endpoint().unwrap();
-        assert!(e.allows(Some("fedcba9876543210"), "192.0.2.1".parse().unwrap()));
+        assert!(e.allows(
+            Some("fedcba9876543210"),
+            "192.0.2.1".parse().unwrap(),
+            false
+        ));
         std::fs::write(&file, "\n").unwrap();
         let err = c.endpoint().unwrap_err().to_string();
         assert!(err.contains("at least 16 bytes, got 0"), "{err}");

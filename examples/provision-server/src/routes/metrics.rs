@@ -1,8 +1,9 @@
 //! `GET /metrics`: every metric ([`crate::metrics`]) in the OpenMetrics text format. With a
 //! configured token (`[metrics] token` or `token_file`) it needs
 //! `Authorization: Bearer <token>`, else it answers `401`; without one it answers only
-//! clients on this host (loopback), `401` to others: its counters, though they hold no name
-//! or secret, tell what happened to one's own request.
+//! clients on this host (loopback) whose request carries no forwarding header (a reverse
+//! proxy on this host connects from loopback for remote clients), `401` to others: its
+//! counters, though they hold no name or secret, tell what happened to one's own request.
 
 use axum::extract::State;
 use axum::http::header::{self, HeaderMap};
@@ -26,7 +27,11 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if !state.metrics_endpoint().allows(presented, client) {
+    let forwarded = crate::client::forwarded(&headers);
+    if !state
+        .metrics_endpoint()
+        .allows(presented, client, forwarded)
+    {
         tracing::warn!("metrics request without the right token");
         return (
             StatusCode::UNAUTHORIZED,
