@@ -2,7 +2,9 @@
 //! (`ServerKey::derive("provision-server/pin", ..)`), a random 192-bit nonce per value, and
 //! the username as associated data (a ciphertext moved to another user does not decrypt).
 //! Kept in the [`SettingsStore`] under `pin/<username>` so that every instance sharing the
-//! database agrees.
+//! database agrees. The prefix fits the room the core keeps in front of a username
+//! ([`USERNAME_KEY_PREFIX_BYTES`], checked at compile time), so the key fits the store's
+//! limit whatever the username.
 
 use std::sync::Arc;
 
@@ -10,7 +12,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
-use swivel_provision::{Pin, ServerKey, SettingsStore, StoreError, Username};
+use swivel_provision::{
+    Pin, ServerKey, SettingsStore, StoreError, USERNAME_KEY_PREFIX_BYTES, Username, username_key,
+};
 
 use crate::error::AppError;
 
@@ -35,8 +39,12 @@ impl std::fmt::Debug for PinVault {
     }
 }
 
+/// The prefix of a PIN's setting key.
+const PREFIX: &str = "pin/";
+const _: () = assert!(PREFIX.len() <= USERNAME_KEY_PREFIX_BYTES);
+
 fn setting_key(user: &Username) -> String {
-    format!("pin/{}", user.as_str())
+    username_key(PREFIX, user)
 }
 
 impl PinVault {
