@@ -47,6 +47,16 @@ fn setting_key(user: &Username) -> String {
     username_key(PREFIX, user)
 }
 
+/// A user's PIN as stored (sealed), or its absence: what [`PinVault::stored`] read, for
+/// [`PinVault::restore`] to put back.
+pub struct StoredPin(Option<String>);
+
+impl std::fmt::Debug for StoredPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredPin([REDACTED])")
+    }
+}
+
 impl PinVault {
     /// A vault keyed from the server key.
     pub fn new(key: &ServerKey, settings: Arc<dyn SettingsStore>) -> Self {
@@ -152,6 +162,23 @@ impl PinVault {
         Ok(std::str::from_utf8(&plain)
             .ok()
             .and_then(|s| Pin::parse(s).ok()))
+    }
+
+    /// The user's PIN as stored (sealed, not decrypted), to put back with
+    /// [`PinVault::restore`] when a change that went with it fails.
+    pub async fn stored(&self, user: &Username) -> Result<StoredPin, StoreError> {
+        Ok(StoredPin(
+            self.settings.get_setting(&setting_key(user)).await?,
+        ))
+    }
+
+    /// Puts back what [`PinVault::stored`] read: the sealed PIN, or no PIN.
+    pub async fn restore(&self, user: &Username, stored: StoredPin) -> Result<(), StoreError> {
+        let key = setting_key(user);
+        match stored.0 {
+            Some(value) => self.settings.put_setting(&key, &value).await,
+            None => self.settings.delete_setting(&key).await.map(|_| ()),
+        }
     }
 
     /// Removes the user's PIN. Returns whether there was one.
