@@ -22,8 +22,8 @@ use secrecy::ExposeSecret;
 use swivel_provision::testing::{ManualClock, RecordingTransport};
 use swivel_provision::types::MAX_USERNAME_BYTES;
 use swivel_provision::{
-    Channel, Delivery, MemorySettings, ServerKey, SettingsStore, StoreError, UserAdmin,
-    UserEntry, UserQuery, UserRepository, Username,
+    Channel, Delivery, MemorySettings, ServerKey, SettingsStore, StoreError, UserAdmin, UserEntry,
+    UserQuery, UserRepository, Username,
 };
 
 mod common;
@@ -65,8 +65,12 @@ impl Captured {
         tracing::subscriber::set_default(subscriber)
     }
 
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
     fn error_lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
+        self.text()
             .lines()
             .filter(|l| l.contains("ERROR"))
             .map(str::to_owned)
@@ -80,7 +84,14 @@ impl Captured {
 /// The lengths every route is tried with: the limit, one more, and the lengths that used to
 /// overflow the PIN's key (253 to 256 bytes).
 fn lengths() -> Vec<usize> {
-    let mut v = vec![MAX_USERNAME_BYTES, MAX_USERNAME_BYTES + 1, 253, 254, 255, 256];
+    let mut v = vec![
+        MAX_USERNAME_BYTES,
+        MAX_USERNAME_BYTES + 1,
+        253,
+        254,
+        255,
+        256,
+    ];
     v.sort_unstable();
     v.dedup();
     v
@@ -160,7 +171,13 @@ async fn usernames_of_any_length_never_answer_500_on_any_route() {
         .await;
         no_500("TokenIndex", len, &r);
         // Users.
-        let r = post_form(&f.app, "/login", &[("username", &name), ("otc", "1234")], None).await;
+        let r = post_form(
+            &f.app,
+            "/login",
+            &[("username", &name), ("otc", "1234")],
+            None,
+        )
+        .await;
         no_500("/login", len, &r);
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{len}: {}", r.body);
         let r = post_form(&f.app, "/reset/provision", &[("username", &name)], None).await;
@@ -185,7 +202,11 @@ async fn usernames_of_any_length_never_answer_500_on_any_route() {
         let r = post_form(
             &f.app,
             &format!("{path}/edit"),
-            &[("csrf", &csrf), ("email", "long@example.com"), ("pin", "1357")],
+            &[
+                ("csrf", &csrf),
+                ("email", "long@example.com"),
+                ("pin", "1357"),
+            ],
             Some(&cookie),
         )
         .await;
@@ -215,7 +236,15 @@ async fn usernames_of_any_length_never_answer_500_on_any_route() {
         let parsed = Username::parse(&name);
         assert_eq!(parsed.is_ok(), fits, "{len} bytes");
         if let Ok(user) = parsed {
-            assert!(f.state.backend().users.find_user(&user).await.unwrap().is_some());
+            assert!(
+                f.state
+                    .backend()
+                    .users
+                    .find_user(&user)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
             let pin = f.state.pins().get(&user).await.unwrap().expect("a PIN");
             assert_eq!(pin.expose(), "97531");
         }
@@ -229,7 +258,13 @@ async fn usernames_of_any_length_never_answer_500_on_any_route() {
         .list_users_page(&UserQuery::first(1000))
         .await
         .unwrap();
-    assert!(users.iter().all(|u| u.username.as_str().len() <= MAX_USERNAME_BYTES));
+    assert!(
+        users
+            .iter()
+            .all(|u| u.username.as_str().len() <= MAX_USERNAME_BYTES)
+    );
+    // The capture works: the administrator actions above were logged here.
+    assert!(log.text().contains("save_user"), "{}", log.text());
     let errors = log.error_lines();
     assert!(errors.is_empty(), "ERROR lines: {errors:#?}");
 }
@@ -242,10 +277,21 @@ fn the_command_line_refuses_long_usernames_without_an_error_line() {
         let name = name_of(len);
         let (ok, out, err) = common::run_cli(
             &data,
-            &["users", "add", &name, "--email", "long@example.com", "--pin", "2468"],
+            &[
+                "users",
+                "add",
+                &name,
+                "--email",
+                "long@example.com",
+                "--pin",
+                "2468",
+            ],
         );
         assert_eq!(ok, len <= MAX_USERNAME_BYTES, "{len} bytes: {out}\n{err}");
-        assert!(!err.contains("ERROR") && !out.contains("ERROR"), "{out}\n{err}");
+        assert!(
+            !err.contains("ERROR") && !out.contains("ERROR"),
+            "{out}\n{err}"
+        );
         if len > MAX_USERNAME_BYTES {
             assert!(err.contains("Invalid Username"), "{err}");
         }
@@ -339,7 +385,13 @@ async fn a_pin_that_fails_to_save_leaves_no_user() {
     );
     let erin = Username::parse("erin").unwrap();
     assert!(
-        state.backend().users.find_user(&erin).await.unwrap().is_none(),
+        state
+            .backend()
+            .users
+            .find_user(&erin)
+            .await
+            .unwrap()
+            .is_none(),
         "the user was saved without the PIN"
     );
     let r = send(&app, get_auth("/api/v1/users/erin", &auth)).await;
@@ -347,7 +399,11 @@ async fn a_pin_that_fails_to_save_leaves_no_user() {
     // Without a PIN, the user is saved.
     let r = send(
         &app,
-        put_json("/api/v1/users/erin", &auth, r#"{"email":"erin@example.com"}"#),
+        put_json(
+            "/api/v1/users/erin",
+            &auth,
+            r#"{"email":"erin@example.com"}"#,
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -376,7 +432,11 @@ async fn a_user_that_fails_to_save_keeps_the_pin_it_had() {
     .await;
     assert!(r.status.is_server_error(), "{}: {}", r.status, r.body);
     let pin = state.pins().get(&frank).await.unwrap().expect("a PIN");
-    assert_eq!(pin.expose(), "1111", "the PIN changed though the user did not");
+    assert_eq!(
+        pin.expose(),
+        "1111",
+        "the PIN changed though the user did not"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -618,7 +678,11 @@ async fn wrong_api_tokens_count_on_every_instance_of_one_store() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     let r = send(&b, get_auth("/api/v1/users", &auth)).await;
     assert_api_throttled(&r);
-    let r = send(&from(&two, [198, 51, 100, 61]), get_auth("/api/v1/users", &auth)).await;
+    let r = send(
+        &from(&two, [198, 51, 100, 61]),
+        get_auth("/api/v1/users", &auth),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "another address: {}", r.body);
 }
 
@@ -638,12 +702,20 @@ async fn ssd_requests_are_throttled_per_client_and_globally() {
     for _ in 0..3 {
         let r = ssd(&attacker).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert!(r.body.contains("<hostname>provision.test</hostname>"), "{}", r.body);
+        assert!(
+            r.body.contains("<hostname>provision.test</hostname>"),
+            "{}",
+            r.body
+        );
     }
     let r = ssd(&attacker).await;
     assert_throttled(&r);
     assert!(r.body.contains("<getServerDetailsResponse>"), "{}", r.body);
-    assert!(r.body.contains("<responseCode>1</responseCode>"), "{}", r.body);
+    assert!(
+        r.body.contains("<responseCode>1</responseCode>"),
+        "{}",
+        r.body
+    );
     let second = from(&state, [203, 0, 113, 63]);
     for _ in 0..2 {
         assert_eq!(ssd(&second).await.status, StatusCode::OK);
@@ -714,7 +786,11 @@ fn the_new_throttle_settings_are_checked() {
     let parsed: ThrottleConfig =
         toml::from_str("api_token_failures_per_ip = 7\nssd_per_ip = 8\nssd_global = 9\n").unwrap();
     assert_eq!(
-        (parsed.api_token_failures_per_ip, parsed.ssd_per_ip, parsed.ssd_global),
+        (
+            parsed.api_token_failures_per_ip,
+            parsed.ssd_per_ip,
+            parsed.ssd_global
+        ),
         (7, 8, 9)
     );
     ThrottleConfig::default().validate().unwrap();
