@@ -6,10 +6,11 @@ use swivel_provision::{SettingsStore, StoreError};
 use crate::error::PostgresError;
 use crate::store::PostgresStore;
 
-/// Longest setting key, in bytes.
-pub const MAX_SETTING_KEY_BYTES: usize = 256;
-/// Longest setting value, in bytes.
-pub const MAX_SETTING_VALUE_BYTES: usize = 1024 * 1024;
+/// Longest setting key, in bytes (the trait's limit, [`swivel_provision::MAX_SETTING_KEY_BYTES`]).
+pub const MAX_SETTING_KEY_BYTES: usize = swivel_provision::MAX_SETTING_KEY_BYTES;
+/// Longest setting value, in bytes (the trait's limit,
+/// [`swivel_provision::MAX_SETTING_VALUE_BYTES`]).
+pub const MAX_SETTING_VALUE_BYTES: usize = swivel_provision::MAX_SETTING_VALUE_BYTES;
 
 const GET: &str = "SELECT value FROM settings WHERE key = $1";
 const PUT: &str = "INSERT INTO settings (key, value) VALUES ($1, $2)

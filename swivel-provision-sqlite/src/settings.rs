@@ -7,10 +7,10 @@ use swivel_provision::{SettingsStore, StoreError};
 use crate::error::SqliteError;
 use crate::store::SqliteStore;
 
-/// Longest key, in bytes (the trait's limit).
-pub const MAX_KEY_BYTES: usize = 256;
-/// Longest value, in bytes (the trait's limit).
-pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Longest key, in bytes (the trait's limit, [`swivel_provision::MAX_SETTING_KEY_BYTES`]).
+pub const MAX_KEY_BYTES: usize = swivel_provision::MAX_SETTING_KEY_BYTES;
+/// Longest value, in bytes (the trait's limit, [`swivel_provision::MAX_SETTING_VALUE_BYTES`]).
+pub const MAX_VALUE_BYTES: usize = swivel_provision::MAX_SETTING_VALUE_BYTES;
 
 impl SqliteStore {
     fn check_key(&self, key: &str) -> Result<(), StoreError> {

@@ -92,12 +92,15 @@ pub use provisioner::{
 };
 pub use queue::{JobId, JobKind, JobStep, JobStore, QueueDepth, QueuedJob};
 pub use record::{Device, Origin, PendingCode, ProvisionRecord};
-pub use settings::SettingsStore;
+pub use settings::{MAX_SETTING_KEY_BYTES, MAX_SETTING_VALUE_BYTES, SettingsStore};
 pub use site::{CONTEXTS, ServerSettings, SiteAdmin, SiteDirectory};
 pub use store::{CodeStore, RecordKey, UpdateStep, Updated};
 pub use strings::{ChaChaStringGenerator, SecurityStrings, StringGenerator, one_time_code};
 pub use transport::{DeviceNotice, ProvisionLinks, ProvisionMessage, QrImage, Transport};
-pub use types::{Channel, Destination, DeviceInfo, Pin, Purpose, SiteId, Username};
+pub use types::{
+    Channel, Destination, DeviceInfo, MAX_USERNAME_BYTES, Pin, Purpose, SiteId,
+    USERNAME_KEY_PREFIX_BYTES, Username, username_key,
+};
 pub use users::{MAX_USER_PAGE, UserAdmin, UserEntry, UserQuery, UserRepository};
 
 /// mockall mocks of every trait (feature `mock`).

@@ -6,7 +6,16 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 
-/// Named text values. Keys are at most 256 bytes; values at most 1 MiB.
+/// Longest settings key, in bytes: every store accepts keys up to this long (and may
+/// refuse longer ones).
+pub const MAX_SETTING_KEY_BYTES: usize = 256;
+
+/// Longest settings value, in bytes: every store accepts values up to this long.
+pub const MAX_SETTING_VALUE_BYTES: usize = 1024 * 1024;
+
+/// Named text values. Keys are at most [`MAX_SETTING_KEY_BYTES`] (256) bytes; values at
+/// most [`MAX_SETTING_VALUE_BYTES`] (1 MiB). A key made from a username (`pin/<name>`) fits
+/// whatever the username: see [`crate::MAX_USERNAME_BYTES`].
 ///
 /// # What an implementer must guarantee
 /// `put_setting` is durable before it returns and replaces any value under the key.

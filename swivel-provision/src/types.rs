@@ -5,10 +5,52 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::counter::MAX_COUNTER_KEY_BYTES;
 use crate::error::{Error, Result};
+use crate::settings::MAX_SETTING_KEY_BYTES;
 
-/// Longest accepted username, in bytes.
-pub const MAX_USERNAME_BYTES: usize = 256;
+/// The longest prefix a key made from a username may put in front of it, in bytes: the
+/// example server's encrypted PINs are settings under `pin/<username>` (4 bytes). A host
+/// that names a setting or a counter after a user keeps its prefix within this (a
+/// compile-time check beside the prefix says so), and the key then always fits.
+pub const USERNAME_KEY_PREFIX_BYTES: usize = 4;
+
+/// The shorter of the stores' key limits: settings keys and counter keys (256 bytes each).
+const SHORTEST_KEY_LIMIT: usize = if MAX_SETTING_KEY_BYTES < MAX_COUNTER_KEY_BYTES {
+    MAX_SETTING_KEY_BYTES
+} else {
+    MAX_COUNTER_KEY_BYTES
+};
+
+/// Longest accepted username, in bytes (252): the shortest key limit of the stores (256)
+/// less the room for a key's prefix ([`USERNAME_KEY_PREFIX_BYTES`]), so that every key made
+/// from a username fits, and no name that [`Username::parse`] accepts can overflow one
+/// later. The stores' tables have no length limit of their own (SQLite and PostgreSQL
+/// `TEXT`).
+pub const MAX_USERNAME_BYTES: usize = SHORTEST_KEY_LIMIT - USERNAME_KEY_PREFIX_BYTES;
+
+/// What [`Username::parse`] says of a name over [`MAX_USERNAME_BYTES`].
+const TOO_LONG: &str = "longer than 252 bytes";
+const _: () = assert!(MAX_USERNAME_BYTES == 252, "update TOO_LONG and the docs");
+
+/// `prefix` then the username: a key named after a user (a setting or a counter), which
+/// always fits the stores' key limits when `prefix` is at most
+/// [`USERNAME_KEY_PREFIX_BYTES`] long.
+///
+/// # Panics
+/// When `prefix` is longer than [`USERNAME_KEY_PREFIX_BYTES`] (a host's own mistake, found
+/// by its first test; check it at compile time with `const _: () =
+/// assert!(PREFIX.len() <= USERNAME_KEY_PREFIX_BYTES);`).
+pub fn username_key(prefix: &str, user: &Username) -> String {
+    assert!(
+        prefix.len() <= USERNAME_KEY_PREFIX_BYTES,
+        "a key prefix longer than USERNAME_KEY_PREFIX_BYTES"
+    );
+    let mut key = String::with_capacity(prefix.len() + user.0.len());
+    key.push_str(prefix);
+    key.push_str(&user.0);
+    key
+}
 
 /// Whether `c` reorders or breaks the text around it when shown: the bidirectional
 /// embedding, override and isolate controls (U+202A–U+202E, U+2066–U+2069) and the line
@@ -19,8 +61,9 @@ pub fn is_bidi_or_separator(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
 }
 
-/// A username: trimmed, not empty, at most 256 bytes, no control characters, no
-/// bidirectional controls and no line or paragraph separators ([`is_bidi_or_separator`]).
+/// A username: trimmed, not empty, at most [`MAX_USERNAME_BYTES`] (252) bytes, no control
+/// characters, no bidirectional controls and no line or paragraph separators
+/// ([`is_bidi_or_separator`]).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
@@ -36,9 +79,7 @@ impl Username {
             return Err(Error::UserNotSet);
         }
         if name.len() > MAX_USERNAME_BYTES {
-            return Err(Error::InvalidUsername {
-                reason: "longer than 256 bytes",
-            });
+            return Err(Error::InvalidUsername { reason: TOO_LONG });
         }
         if name.chars().any(char::is_control) {
             return Err(Error::InvalidUsername {
@@ -418,12 +459,35 @@ mod tests {
             Username::parse("al\u{7}ice"),
             Err(Error::InvalidUsername { .. })
         ));
-        assert!(Username::parse(&"a".repeat(256)).is_ok());
-        assert!(matches!(
-            Username::parse(&"a".repeat(257)),
-            Err(Error::InvalidUsername { .. })
-        ));
+        assert!(Username::parse(&"a".repeat(MAX_USERNAME_BYTES)).is_ok());
+        for len in [MAX_USERNAME_BYTES + 1, 256, 257] {
+            assert!(matches!(
+                Username::parse(&"a".repeat(len)),
+                Err(Error::InvalidUsername { reason: TOO_LONG })
+            ));
+        }
+        // Bytes, not characters: 126 two-byte characters fit, 127 do not.
+        assert!(Username::parse(&"é".repeat(126)).is_ok());
+        assert!(Username::parse(&"é".repeat(127)).is_err());
+        assert!(TOO_LONG.contains(&MAX_USERNAME_BYTES.to_string()));
         assert_eq!(Error::UserNotSet.public_message(), "User not set");
+    }
+
+    #[test]
+    fn a_key_made_from_any_username_fits_every_store() {
+        let longest = Username::parse(&"é".repeat(MAX_USERNAME_BYTES / 2)).unwrap();
+        let key = username_key("pin/", &longest);
+        assert_eq!(key.len(), 4 + MAX_USERNAME_BYTES);
+        assert!(key.len() <= MAX_SETTING_KEY_BYTES && key.len() <= MAX_COUNTER_KEY_BYTES);
+        let full = username_key(&"p".repeat(USERNAME_KEY_PREFIX_BYTES), &longest);
+        assert!(full.len() <= MAX_SETTING_KEY_BYTES && full.len() <= MAX_COUNTER_KEY_BYTES);
+        assert!(crate::counter::check_counter_key(&full).is_ok());
+    }
+
+    #[test]
+    #[should_panic(expected = "USERNAME_KEY_PREFIX_BYTES")]
+    fn a_longer_key_prefix_is_a_bug() {
+        let _ = username_key("pinhash/", &Username::parse("alice").unwrap());
     }
 
     #[test]

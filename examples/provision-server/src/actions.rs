@@ -14,7 +14,7 @@ use swivel_provision::{
     SiteId, UserEntry, Username,
 };
 
-use crate::error::AppError;
+use crate::error::{AppError, error_chain};
 use crate::routes::show_time;
 use crate::state::AppState;
 
@@ -318,12 +318,35 @@ pub async fn save_user(
         .map(Pin::parse)
         .transpose()
         .map_err(|_| AppError::BadRequest("PIN must be 4 to 10 digits".into()))?;
-    state.backend().user_admin.put_user(&user).await?;
-    if let Some(pin) = pin {
-        state.pins().set(&username, &pin).await?;
+    match pin {
+        None => state.backend().user_admin.put_user(&user).await?,
+        Some(pin) => save_with_pin(state, &user, &pin).await?,
     }
     done(state, actor, "save_user", Some(&username), None);
     Ok(Saved { username })
+}
+
+/// Saves `user` and their PIN together, or neither: the PIN first (a PIN that fails to
+/// save leaves everything as it was), then the user; a user that fails to save puts the
+/// PIN that was there before back. The settings store and the user directory may be
+/// different stores, so this is the order plus an undo, not one transaction: only a crash
+/// between the two writes leaves the new PIN without the user's new entry (a PIN nobody
+/// can use without the user, and the request was not answered `200`).
+async fn save_with_pin(state: &AppState, user: &UserEntry, pin: &Pin) -> Result<(), AppError> {
+    let pins = state.pins();
+    let before = pins.stored(&user.username).await?;
+    pins.set(&user.username, pin).await?;
+    if let Err(e) = state.backend().user_admin.put_user(user).await {
+        if let Err(undo) = pins.restore(&user.username, before).await {
+            tracing::error!(
+                user = %user.username,
+                error = %error_chain(&undo),
+                "the user was not saved, and the PIN saved with it could not be taken back"
+            );
+        }
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// What [`save_site`] did. `Display` is the line the command line shows.

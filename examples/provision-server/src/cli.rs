@@ -673,12 +673,14 @@ pub async fn add_demo_data(state: &AppState, public_url: &str) -> Result<(), App
 }
 
 async fn serve(cli: &Cli, r: &Resolved) -> Result<(), AppError> {
+    // One server per SQLite file, whatever path names it (PostgreSQL instances share
+    // theirs); held until the process ends, and taken first, so that a refused server
+    // makes no key.
+    ensure_data_dir(&r.data_dir)?;
+    if let Some(db) = Backend::sqlite_path(&r.database).filter(|db| db != Path::new(":memory:")) {
+        crate::files::InstanceLock::acquire(&db)?;
+    }
     let key = load_or_create_key(&r.data_dir)?;
-    // One server per SQLite database (PostgreSQL instances share theirs); held until exit.
-    let _lock = match Backend::sqlite_path(&r.database) {
-        Some(db) if db != Path::new(":memory:") => Some(crate::files::InstanceLock::acquire(&db)?),
-        _ => None,
-    };
     let listener = std::net::TcpListener::bind(&r.listen)
         .map_err(|e| AppError::Setup(format!("cannot listen on {}: {e}", r.listen)))?;
     listener

@@ -3,11 +3,29 @@
 //! already exist with wider modes; and the instance lock that keeps a second server off
 //! the same SQLite database.
 //!
-//! The lock is `<database>.lock`, held (an advisory `flock`-style lock, released by the
-//! operating system when the process ends, even on a crash) for as long as `serve` runs.
-//! Commands (`users add`, `reprovision`, ...) do not take it: they may run while a server
-//! runs, as SQLite serialises their writes. PostgreSQL instances take no lock; they are
-//! meant to share one database.
+//! # The instance lock
+//! One server per SQLite file, whatever path names it: a symbolic link, a hard link, `..`
+//! or another data directory reach the same file and are refused. So the lock belongs to
+//! the file, not to a name:
+//!
+//! - On Linux (and Android), the server takes an `flock` on the database file itself. An
+//!   `flock` belongs to the open file, so every path to the same inode meets it. SQLite
+//!   locks the same file with POSIX (`fcntl`) record locks; on Linux the two kinds are
+//!   independent (on local file systems; SQLite is not for network file systems anyway),
+//!   so the `flock` neither blocks SQLite nor is blocked by it. One care remains: a process
+//!   that closes *any* descriptor of a file loses every POSIX lock it holds on it, SQLite's
+//!   included. So the descriptor that holds the `flock` is never closed: it is kept for the
+//!   life of the process (and the operating system releases the lock when the process ends,
+//!   even on a crash), outliving every SQLite connection.
+//! - Elsewhere (the BSDs and macOS, where `flock` and POSIX locks may be one lock list and
+//!   would refuse SQLite its own locks), the lock is the file `<canonical path>.lock`, named
+//!   after the database's canonical path (symbolic links and `..` resolved): every path but
+//!   a hard link in another directory is refused there.
+//!
+//! The lock is taken before the server key is read or made: a refused second server
+//! leaves nothing behind. Commands (`users add`, `reprovision`, ...) do not take it: they
+//! may run while a server runs, as SQLite serialises their writes. PostgreSQL instances
+//! take no lock; they are meant to share one database.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -99,28 +117,34 @@ pub fn sqlite_companions(db: &Path) -> [PathBuf; 3] {
     })
 }
 
-/// The lock held by a serving instance; released on drop or when the process ends.
+/// Descriptors that hold instance locks: never closed (see the module documentation).
+static HELD: std::sync::Mutex<Vec<File>> = std::sync::Mutex::new(Vec::new());
+
+/// The lock of a serving instance on its SQLite file, held until the process ends (see the
+/// module documentation).
 #[derive(Debug)]
 pub struct InstanceLock {
-    _file: File,
     path: PathBuf,
 }
 
 impl InstanceLock {
-    /// Takes `<db>.lock`, or fails with a clear message when another server holds it.
+    /// Locks the database file `db` (created empty, mode 0600, when missing) for the life
+    /// of this process, or fails with a clear message when another server holds it, through
+    /// whatever path.
     pub fn acquire(db: &Path) -> Result<Self, AppError> {
-        let mut name = db.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(false);
+        options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
-        let file = options
-            .open(&path)
-            .map_err(|e| AppError::Setup(format!("cannot create {}: {e}", path.display())))?;
+        let database = options
+            .open(db)
+            .map_err(|e| AppError::Setup(format!("cannot create {}: {e}", db.display())))?;
+        let (file, path) = lock_target(db, database, &options)?;
         match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file, path }),
+            Ok(()) => {
+                HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+                Ok(Self { path })
+            }
             Err(std::fs::TryLockError::WouldBlock) => Err(AppError::Setup(format!(
                 "another provision-server is already serving the SQLite database {} (lock {}); \
 stop it first, or use PostgreSQL for several instances",
@@ -134,10 +158,42 @@ stop it first, or use PostgreSQL for several instances",
         }
     }
 
-    /// The lock file.
+    /// The file locked: the database itself (Linux), or the lock file beside its canonical
+    /// path.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// What to lock: the database file itself.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn lock_target(
+    db: &Path,
+    database: File,
+    _options: &std::fs::OpenOptions,
+) -> Result<(File, PathBuf), AppError> {
+    Ok((database, db.to_owned()))
+}
+
+/// What to lock: `<canonical path>.lock`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn lock_target(
+    db: &Path,
+    database: File,
+    options: &std::fs::OpenOptions,
+) -> Result<(File, PathBuf), AppError> {
+    // Only opened to create a missing database; no lock is taken on it, so closing it
+    // drops nothing.
+    drop(database);
+    let canonical = std::fs::canonicalize(db)
+        .map_err(|e| AppError::Setup(format!("cannot resolve {}: {e}", db.display())))?;
+    let mut name = canonical.into_os_string();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file = options
+        .open(&path)
+        .map_err(|e| AppError::Setup(format!("cannot create {}: {e}", path.display())))?;
+    Ok((file, path))
 }
 
 #[cfg(all(test, unix))]
@@ -172,9 +228,35 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let db = tmp.path().join("provision.sqlite");
         let first = InstanceLock::acquire(&db).unwrap();
+        assert_eq!(mode(&db), FILE_MODE, "the database is made private");
         let e = InstanceLock::acquire(&db).unwrap_err().to_string();
         assert!(e.contains("already serving the SQLite database"), "{e}");
+        // Held for the life of the process: dropping the value does not release it.
         drop(first);
-        InstanceLock::acquire(&db).unwrap();
+        assert!(InstanceLock::acquire(&db).is_err());
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[tokio::test]
+    async fn sqlite_works_on_a_locked_database_file() {
+        use swivel_provision::{SettingsStore, UserAdmin, UserEntry, UserRepository, Username};
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("provision.sqlite");
+        let _lock = InstanceLock::acquire(&db).unwrap();
+        let store = swivel_provision_sqlite::SqliteStore::open(&db)
+            .await
+            .unwrap();
+        let alice = Username::parse("alice").unwrap();
+        store
+            .put_user(&UserEntry::new(alice.clone()))
+            .await
+            .unwrap();
+        store.put_setting("k", "v").await.unwrap();
+        // A second connection (another process would do the same) reads what was written.
+        let other = swivel_provision_sqlite::SqliteStore::open(&db)
+            .await
+            .unwrap();
+        assert!(other.find_user(&alice).await.unwrap().is_some());
+        assert_eq!(other.get_setting("k").await.unwrap().as_deref(), Some("v"));
     }
 }

@@ -68,8 +68,8 @@ problem_responses! {
     TooLarge: "The request body is larger than 64 KiB";
     /// `423`: the account is locked after too many failures.
     Locked: "The account is locked after too many failed attempts (unlock it first)";
-    /// `429`: too many requests; try again later. The core's rate limit answers so (today
-    /// it limits self-service requests only, not an administrator's).
+    /// `429`: too many requests; try again later. An address past its allowance of wrong
+    /// tokens gets it on every route; `reprovision` also when the core's rate limit says so.
     TooManyRequests: "Too many requests; try again after Retry-After seconds",
         "Retry-After": "Seconds until a new request is accepted";
     /// `500`: a server error (no detail).

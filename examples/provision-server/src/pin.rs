@@ -2,7 +2,9 @@
 //! (`ServerKey::derive("provision-server/pin", ..)`), a random 192-bit nonce per value, and
 //! the username as associated data (a ciphertext moved to another user does not decrypt).
 //! Kept in the [`SettingsStore`] under `pin/<username>` so that every instance sharing the
-//! database agrees.
+//! database agrees. The prefix fits the room the core keeps in front of a username
+//! ([`USERNAME_KEY_PREFIX_BYTES`], checked at compile time), so the key fits the store's
+//! limit whatever the username.
 
 use std::sync::Arc;
 
@@ -10,7 +12,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
-use swivel_provision::{Pin, ServerKey, SettingsStore, StoreError, Username};
+use swivel_provision::{
+    Pin, ServerKey, SettingsStore, StoreError, USERNAME_KEY_PREFIX_BYTES, Username, username_key,
+};
 
 use crate::error::AppError;
 
@@ -35,8 +39,22 @@ impl std::fmt::Debug for PinVault {
     }
 }
 
+/// The prefix of a PIN's setting key.
+const PREFIX: &str = "pin/";
+const _: () = assert!(PREFIX.len() <= USERNAME_KEY_PREFIX_BYTES);
+
 fn setting_key(user: &Username) -> String {
-    format!("pin/{}", user.as_str())
+    username_key(PREFIX, user)
+}
+
+/// A user's PIN as stored (sealed), or its absence: what [`PinVault::stored`] read, for
+/// [`PinVault::restore`] to put back.
+pub struct StoredPin(Option<String>);
+
+impl std::fmt::Debug for StoredPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredPin([REDACTED])")
+    }
 }
 
 impl PinVault {
@@ -144,6 +162,23 @@ impl PinVault {
         Ok(std::str::from_utf8(&plain)
             .ok()
             .and_then(|s| Pin::parse(s).ok()))
+    }
+
+    /// The user's PIN as stored (sealed, not decrypted), to put back with
+    /// [`PinVault::restore`] when a change that went with it fails.
+    pub async fn stored(&self, user: &Username) -> Result<StoredPin, StoreError> {
+        Ok(StoredPin(
+            self.settings.get_setting(&setting_key(user)).await?,
+        ))
+    }
+
+    /// Puts back what [`PinVault::stored`] read: the sealed PIN, or no PIN.
+    pub async fn restore(&self, user: &Username, stored: StoredPin) -> Result<(), StoreError> {
+        let key = setting_key(user);
+        match stored.0 {
+            Some(value) => self.settings.put_setting(&key, &value).await,
+            None => self.settings.delete_setting(&key).await.map(|_| ()),
+        }
     }
 
     /// Removes the user's PIN. Returns whether there was one.

@@ -1,8 +1,15 @@
 //! Every per-client throttle of the server, in one place (`[throttle]` in the
-//! configuration): failed AgentXML requests, `/login` posts, self-service submissions and
-//! console logins, each per client address and (except console logins) for the whole server.
-//! The rates are kept by [`governor`] (GCRA); an address over its allowance gets `429` with
-//! `Retry-After` (AgentXML: a `SASResponse` `FAIL`), see [`Throttled`].
+//! configuration): failed AgentXML requests, `/login` posts, self-service submissions,
+//! console logins, API requests with a wrong token, SSD requests and `TokenIndex` requests,
+//! each per client address and (except console logins and wrong API tokens) for the whole
+//! server. The rates are kept by [`governor`] (GCRA); an address over its allowance gets
+//! `429` with `Retry-After` (AgentXML: a `SASResponse` `FAIL`; the API: a problem; SSD: a
+//! `getServerDetailsResponse` error), see [`Throttled`].
+//!
+//! Wrong API tokens count like failed AgentXML requests: only failures count, and an
+//! address past its allowance is refused whatever it sends, the right token included (so
+//! that a guess past the allowance is never checked). There is no server-wide allowance of
+//! wrong tokens: it would let anyone lock the administrators out of the API.
 //!
 //! IPv6 clients are counted per /64 (one subscriber usually holds a whole /64), IPv4-mapped
 //! IPv6 addresses as their IPv4 address.
@@ -14,13 +21,11 @@
 //!
 //! # Across a cluster
 //! Built with [`Throttles::shared`] (as [`crate::StateBuilder`] does, on the backend's
-//! [`CounterStore`]), the limits on failed AgentXML requests, `/login` posts, self-service
-//! submissions and console logins also count in the store ([`shared`]), per client address
+//! [`CounterStore`]), every limit also counts in the store ([`shared`]), per client address
 //! and for the server, in one-minute windows: several instances sharing one database (or
 //! several processes on one SQLite file) share one allowance. The in-process rate stays
 //! in front: it refuses floods without a store write, and keeps applying when the store
-//! fails (the shared count then fails open, with a warning). `TokenIndex` requests are
-//! counted per instance only: they are frequent, cheap and reveal nothing secret.
+//! fails (the shared count then fails open, with a warning).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -71,6 +76,13 @@ pub struct ThrottleConfig {
     pub token_index_per_ip: u32,
     /// `TokenIndex` requests for the whole server per minute (default 3,000).
     pub token_index_global: u32,
+    /// API requests with a wrong bearer token per client address per minute (default 10).
+    pub api_token_failures_per_ip: u32,
+    /// SSD (`/ssdserver/getServerDetails`) requests per client address per minute
+    /// (default 30).
+    pub ssd_per_ip: u32,
+    /// SSD requests for the whole server per minute (default 3,000).
+    pub ssd_global: u32,
     /// Console password hashes (Argon2, about 19 MiB each) computed at once (default 2).
     pub console_hashes_at_once: u32,
 }
@@ -88,6 +100,9 @@ impl Default for ThrottleConfig {
             console_login_per_ip: 5,
             token_index_per_ip: 30,
             token_index_global: 3000,
+            api_token_failures_per_ip: 10,
+            ssd_per_ip: 30,
+            ssd_global: 3000,
             console_hashes_at_once: 2,
         }
     }
@@ -106,6 +121,9 @@ impl ThrottleConfig {
             ("console_login_per_ip", self.console_login_per_ip),
             ("token_index_per_ip", self.token_index_per_ip),
             ("token_index_global", self.token_index_global),
+            ("api_token_failures_per_ip", self.api_token_failures_per_ip),
+            ("ssd_per_ip", self.ssd_per_ip),
+            ("ssd_global", self.ssd_global),
             ("console_hashes_at_once", self.console_hashes_at_once),
         ];
         for (name, value) in checks {
@@ -227,9 +245,9 @@ struct FailureLimit {
 }
 
 impl FailureLimit {
-    fn new(per_ip: u32, global: u32) -> Self {
+    fn new(per_ip: u32, global: Option<u32>) -> Self {
         Self {
-            limit: Limit::new(per_ip, Some(global)),
+            limit: Limit::new(per_ip, global),
             blocked: Mutex::new(HashMap::new()),
             global_blocked: Mutex::new(None),
         }
@@ -309,6 +327,8 @@ pub struct Throttles {
     self_service: Limit,
     token_index: Limit,
     console: Limit,
+    api_token: FailureLimit,
+    ssd: Limit,
     hashes: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
     peak: AtomicUsize,
@@ -320,6 +340,9 @@ pub struct Throttles {
     shared_login: SharedLimit,
     shared_self_service: SharedLimit,
     shared_console: SharedLimit,
+    shared_token_index: SharedLimit,
+    shared_api_token: SharedLimit,
+    shared_ssd: SharedLimit,
 }
 
 impl std::fmt::Debug for Throttles {
@@ -353,14 +376,27 @@ impl Throttles {
                 Some(config.self_service_global),
             ),
             shared_console: SharedLimit::new("console_login", config.console_login_per_ip, None),
+            shared_token_index: SharedLimit::new(
+                "token_index",
+                config.token_index_per_ip,
+                Some(config.token_index_global),
+            ),
+            shared_api_token: SharedLimit::new(
+                "api_token_failures",
+                config.api_token_failures_per_ip,
+                None,
+            ),
+            shared_ssd: SharedLimit::new("ssd", config.ssd_per_ip, Some(config.ssd_global)),
             agentxml: FailureLimit::new(
                 config.agentxml_failures_per_ip,
-                config.agentxml_failures_global,
+                Some(config.agentxml_failures_global),
             ),
             login: Limit::new(config.login_per_ip, Some(config.login_global)),
             self_service: Limit::new(config.self_service_per_ip, Some(config.self_service_global)),
             token_index: Limit::new(config.token_index_per_ip, Some(config.token_index_global)),
             console: Limit::new(config.console_login_per_ip, None),
+            api_token: FailureLimit::new(config.api_token_failures_per_ip, None),
+            ssd: Limit::new(config.ssd_per_ip, Some(config.ssd_global)),
             hashes: Arc::new(Semaphore::new(config.console_hashes_at_once.max(1) as usize)),
             running: Arc::new(AtomicUsize::new(0)),
             peak: AtomicUsize::new(0),
@@ -369,8 +405,8 @@ impl Throttles {
         }
     }
 
-    /// Throttles whose limits (but `TokenIndex`'s) also count in `store`, shared by every
-    /// instance with the same store and server `key`; windows follow `clock`.
+    /// Throttles whose limits also count in `store`, shared by every instance with the
+    /// same store and server `key`; windows follow `clock`.
     pub fn shared(
         config: ThrottleConfig,
         store: Arc<dyn CounterStore>,
@@ -430,8 +466,30 @@ impl Throttles {
     }
 
     /// Counts a `TokenIndex` request from `ip`.
-    pub fn token_index(&self, ip: IpAddr) -> Result<(), Throttled> {
-        self.token_index.check(ip)
+    pub async fn token_index(&self, ip: IpAddr) -> Result<(), Throttled> {
+        self.token_index.check(ip)?;
+        self.count_shared(&self.shared_token_index, ip).await
+    }
+
+    /// Counts an SSD request from `ip`.
+    pub async fn ssd(&self, ip: IpAddr) -> Result<(), Throttled> {
+        self.ssd.check(ip)?;
+        self.count_shared(&self.shared_ssd, ip).await
+    }
+
+    /// Whether an API request from `ip` may have its token checked (its wrong tokens are
+    /// within the allowance, as far as this instance knows: no store call).
+    pub fn api_admit(&self, ip: IpAddr) -> Result<(), Throttled> {
+        self.api_token.admit(ip)?;
+        self.shared_api_token.known_refusal(ip)
+    }
+
+    /// Counts a wrong API token from `ip` (in the store too: an address over the shared
+    /// allowance is refused by this instance from then on).
+    pub async fn api_token_failed(&self, ip: IpAddr) {
+        self.api_token.failed(ip);
+        // A refusal is remembered for the next request: this one was answered.
+        let _ = self.count_shared(&self.shared_api_token, ip).await;
     }
 
     /// Counts a console login attempt from `ip` (before any hashing).
@@ -468,11 +526,16 @@ impl Throttles {
         self.self_service.forget_idle();
         self.token_index.forget_idle();
         self.console.forget_idle();
+        self.api_token.forget_idle();
+        self.ssd.forget_idle();
         for limit in [
             &self.shared_agentxml,
             &self.shared_login,
             &self.shared_self_service,
             &self.shared_console,
+            &self.shared_token_index,
+            &self.shared_api_token,
+            &self.shared_ssd,
         ] {
             limit.forget_idle();
         }

@@ -25,9 +25,11 @@
 //!   `limit` 1 to 1,000, default 100; `before` the `next_before` of the previous page).
 //!
 //! Errors are problems (`application/problem+json`, [`crate::problem`]) with a fitting
-//! status; the `detail` is the seed wording.
+//! status; the `detail` is the seed wording. An address past its allowance of wrong tokens
+//! gets `429` with `Retry-After` on every route ([`crate::throttle`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -42,6 +44,7 @@ use crate::api_json::{
     CancelJson, DeletedJson, DeletedSiteJson, EventJson, EventsJson, PolicyJson, ReprovisionJson,
     RevokeJson, SiteFields, SiteJson, SitesJson, UnlockJson, UserEntryJson, UserJson, UsersJson,
 };
+use crate::client::ClientIp;
 use crate::error::AppError;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -73,7 +76,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Lets the request through when it carries the API token. An address that sent too many
+/// wrong tokens (`[throttle]` `api_token_failures_per_ip`, counted in the store too, so on
+/// every instance) is refused before its token is looked at, the right one included: a
+/// guess past the allowance is never checked. `429` with `Retry-After`, as a problem.
+async fn authorize(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Result<(), ApiError> {
+    let throttles = state.throttles();
+    throttles.api_admit(ip).map_err(throttled)?;
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -83,9 +92,18 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
         .ok_or(AppError::Unauthorized)?;
     if !state.credentials().check_api_token(token).await? {
         tracing::warn!("API request with a wrong token");
+        throttles.api_token_failed(ip).await;
         return Err(AppError::Unauthorized.into());
     }
     Ok(())
+}
+
+/// A throttle's refusal as the API answers it (`429`, `Retry-After`).
+fn throttled(t: crate::throttle::Throttled) -> ApiError {
+    AppError::Core(swivel_provision::Error::RateLimited {
+        retry_after_secs: t.retry_after_secs().max(1),
+    })
+    .into()
 }
 
 /// `GET /api/v1/users/{username}`.
@@ -99,6 +117,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
         (status = 200, description = "The user", body = UserJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 404, response = crate::openapi::NotFound),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -106,10 +125,11 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
 )]
 pub async fn user(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<UserJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let username = Username::parse(&name)?;
     Ok(Json(user_json(&state, &username).await?))
 }
@@ -128,6 +148,7 @@ pub async fn user(
         (status = 200, description = "The user as saved", body = UserJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 413, response = crate::openapi::TooLarge),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -135,11 +156,12 @@ pub async fn user(
 )]
 pub async fn save_user(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(name): Path<String>,
     body: Result<Json<UserFields>, JsonRejection>,
 ) -> Result<Json<UserJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let Json(fields) = body.map_err(body_error)?;
     let saved = crate::actions::save_user(&state, Actor::Api, &name, &fields).await?;
     Ok(Json(user_json(&state, &saved.username).await?))
@@ -208,16 +230,18 @@ async fn user_json(state: &AppState, username: &Username) -> Result<UserJson, Ap
         (status = 200, description = "A page of events", body = EventsJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
     )
 )]
 pub async fn events(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<EventsJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let Query(params) =
         params.map_err(|_| AppError::BadRequest("the query string is not valid".into()))?;
     let query = crate::event_query::parse(&params, crate::event_query::API_DEFAULT_LIMIT)?;
@@ -244,6 +268,7 @@ pub async fn events(
         (status = 200, description = "Whether there was something to clear", body = UnlockJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 404, response = crate::openapi::NotFound),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -251,10 +276,11 @@ pub async fn events(
 )]
 pub async fn unlock(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<UnlockJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let done = crate::actions::unlock(&state, Actor::Api, &name).await?;
     Ok(Json(UnlockJson {
         username: done.username.as_str().to_owned(),
@@ -282,10 +308,11 @@ pub async fn unlock(
 )]
 pub async fn reprovision(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let done = crate::actions::reprovision(&state, Actor::Api, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(ReprovisionJson::from(&done.0))).into_response())
 }
@@ -303,6 +330,7 @@ pub async fn reprovision(
         (status = 200, description = "Whether there was something to revoke", body = RevokeJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 404, response = crate::openapi::NotFound),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -310,10 +338,11 @@ pub async fn reprovision(
 )]
 pub async fn revoke(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<RevokeJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let done = crate::actions::revoke(&state, Actor::Api, &name).await?;
     Ok(Json(RevokeJson {
         username: done.username.as_str().to_owned(),
@@ -335,6 +364,7 @@ pub async fn revoke(
         (status = 200, description = "Whether there was a pending code", body = CancelJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 404, response = crate::openapi::NotFound),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -342,10 +372,11 @@ pub async fn revoke(
 )]
 pub async fn cancel(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<CancelJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let done = crate::actions::cancel_code(&state, Actor::Api, &name).await?;
     Ok(Json(CancelJson {
         username: done.username.as_str().to_owned(),
@@ -366,6 +397,7 @@ pub async fn cancel(
         (status = 200, description = "The user is deleted", body = DeletedJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 404, response = crate::openapi::NotFound),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -373,10 +405,11 @@ pub async fn cancel(
 )]
 pub async fn delete_user(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<DeletedJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let done = crate::actions::delete_user(&state, Actor::Api, &name).await?;
     Ok(Json(DeletedJson {
         username: done.username.as_str().to_owned(),
@@ -405,16 +438,18 @@ pub async fn delete_user(
         (status = 200, description = "A page of users", body = UsersJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
     )
 )]
 pub async fn users(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<UsersJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let Query(params) =
         params.map_err(|_| AppError::BadRequest("the query string is not valid".into()))?;
     let query = crate::user_list::parse(&params, crate::user_list::API_DEFAULT_LIMIT)?;
@@ -439,15 +474,17 @@ pub async fn users(
         (status = 200, description = "Every site, in Site ID order", body = SitesJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
     )
 )]
 pub async fn sites(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Json<SitesJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let sites = state.backend().site_admin.list_sites().await?;
     Ok(Json(SitesJson {
         sites: sites.iter().map(|(id, s)| SiteJson::new(id, s)).collect(),
@@ -474,15 +511,17 @@ fn policy_json(policy: &swivel_provision::Policy) -> PolicyJson {
         (status = 200, description = "The policy", body = PolicyJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
     )
 )]
 pub async fn policy(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Json<PolicyJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     state.reload_policy().await?;
     Ok(Json(policy_json(&state.provisioner().policy())))
 }
@@ -502,6 +541,7 @@ pub async fn policy(
         (status = 200, description = "The whole policy, as saved", body = PolicyJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 413, response = crate::openapi::TooLarge),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -509,10 +549,11 @@ pub async fn policy(
 )]
 pub async fn save_policy(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Json<PolicyJson>, JsonRejection>,
 ) -> Result<Json<PolicyJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let Json(PolicyJson(values)) = body.map_err(|r| match r {
         r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
         JsonRejection::JsonSyntaxError(_) => {
@@ -550,6 +591,7 @@ pub async fn save_policy(
         (status = 200, description = "The site", body = SiteJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 404, response = crate::openapi::NotFound),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -557,10 +599,11 @@ pub async fn save_policy(
 )]
 pub async fn site(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(site): Path<String>,
 ) -> Result<Json<SiteJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let site = SiteId::parse(&site)?;
     let Some(settings) = state.backend().sites.find_site(&site).await? else {
         return Err(swivel_provision::Error::UnknownServerId.into());
@@ -582,6 +625,7 @@ pub async fn site(
         (status = 200, description = "The site as saved", body = SiteJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 413, response = crate::openapi::TooLarge),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -589,11 +633,12 @@ pub async fn site(
 )]
 pub async fn save_site(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(site): Path<String>,
     body: Result<Json<SiteFields>, JsonRejection>,
 ) -> Result<Json<SiteJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let Json(fields) = body.map_err(site_body_error)?;
     let saved = crate::actions::save_site(&state, Actor::Api, &site, fields.into()).await?;
     Ok(Json(SiteJson::new(&saved.site, &saved.settings)))
@@ -613,6 +658,7 @@ pub async fn save_site(
         (status = 200, description = "The site is deleted", body = DeletedSiteJson),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::TooManyRequests),
         (status = 404, response = crate::openapi::NotFound),
         (status = 500, response = crate::openapi::ServerError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -620,10 +666,11 @@ pub async fn save_site(
 )]
 pub async fn delete_site(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(site): Path<String>,
 ) -> Result<Json<DeletedSiteJson>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, ip).await?;
     let done = crate::actions::delete_site(&state, Actor::Api, &site).await?;
     Ok(Json(DeletedSiteJson {
         site: done.site.as_str().to_owned(),

@@ -3,7 +3,7 @@
 //! plain text ([`Provisioner::token_index`](swivel_provision::Provisioner::token_index)).
 //! Unknown users and users without a device get an answer of the same shape. `404` when
 //! the policy's `token_index` is off; `429` with `Retry-After` past the client's allowance
-//! (`[throttle]` `token_index_per_ip`, `token_index_global`).
+//! (`[throttle]` `token_index_per_ip`, `token_index_global`; counted on every instance).
 
 use std::collections::HashMap;
 
@@ -21,7 +21,7 @@ pub async fn handle(
     ClientIp(ip): ClientIp,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    if let Err(t) = state.throttles().token_index(ip) {
+    if let Err(t) = state.throttles().token_index(ip).await {
         let mut r = (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
         r.headers_mut()
             .insert(header::RETRY_AFTER, t.header_value());
