@@ -141,7 +141,7 @@ async fn exactly_one_of_32_redeems_spread_over_two_instances_wins() {
             .await
             .is_err()
     );
-    // (A wrong code spends its index, so the same-key check uses the next one.)
+    // The same key computes the same strings: a right code on the next index passes.
     let otc = one_time_code(from_a.strings.get(9).unwrap(), &pin, 9).unwrap();
     a.provisioner
         .verify_otc(&alice, &otc, &pin)

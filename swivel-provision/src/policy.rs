@@ -193,8 +193,9 @@ pub struct Policy {
     /// Wrong attempts allowed per code before it is burned (default 5, range 1–100).
     #[serde(deserialize_with = "de_attempts")]
     max_attempts: u8,
-    /// Wrong one-time codes in a row before the strings are locked until the device
-    /// downloads new ones (default 5, range 1–100).
+    /// Wrong one-time codes per account from one client address in a minute before that
+    /// address is refused for that account until the minute ends (default 5, range 1–100).
+    /// The host counts them (the core sees no address): the example server's `/login`.
     #[serde(deserialize_with = "de_attempts_otc")]
     max_otc_failures: u8,
     /// Seconds between two self-service requests of one user (default 60, range 0–86,400).
@@ -380,12 +381,14 @@ impl Policy {
         Ok(())
     }
 
-    /// Wrong one-time codes in a row before the strings are locked.
+    /// Wrong one-time codes per account from one client address in a minute before the
+    /// host refuses that address for that account until the minute ends. Not a limit on
+    /// the device: a stranger could spend that one and block the user's right code.
     pub fn max_otc_failures(&self) -> u8 {
         self.max_otc_failures
     }
 
-    /// Sets the wrong one-time codes in a row before the strings are locked (1–100).
+    /// Sets the wrong one-time codes per account and client address in a minute (1–100).
     pub fn set_max_otc_failures(&mut self, n: u64) -> Result<(), PolicyError> {
         self.max_otc_failures = check_otc_failures(n)?;
         Ok(())

@@ -1215,27 +1215,40 @@ impl Provisioner {
     }
 
     /// Checks a one-time code (the PIN's digits of one string, then its two-digit index)
-    /// against the user's current strings. Each index is accepted once per generation; a
-    /// rejected code counts against the account like a failed redeem, and an unknown user
-    /// costs the same work as a known one (a record is written for the name).
+    /// against the user's current strings ([`state::record_otc`]). Each index is accepted
+    /// once per generation, and only while the user is in the mobile group (leaving the
+    /// group ends one-time-code logins with the strings the device holds) and the account
+    /// is not locked.
+    ///
+    /// # Security
+    /// A rejected code spends no index and counts against the account like a failed
+    /// redeem. Every name costs the same work, whatever the code's length, whether the
+    /// user exists, has a device or is in the group: a directory lookup, a store read, the
+    /// strings of the device or of a stand-in, a one-time code and a constant-time compare,
+    /// and a write (a record is kept for the name). Wrong codes are not limited per device
+    /// (a stranger could block the user's right code): limit them per account and client
+    /// address in the host (the policy's [`Policy::max_otc_failures`]); the account's
+    /// ceiling ([`Policy::max_account_failures`]) locks a known user.
     ///
     /// # Errors
     /// [`Error::OtcRejected`] for a wrong, malformed or reused code, or a user without
-    /// downloaded strings.
+    /// downloaded strings or outside the mobile group.
     pub async fn verify_otc(&self, username: &Username, otc: &str, pin: &Pin) -> Result<()> {
         let policy = self.policy();
         let now = self.now();
-        let split = split_otc(otc, pin.expose().len()).map(|(d, i)| (d.to_owned(), i));
-        let index = split.as_ref().map_or(0, |(_, i)| *i);
+        let pin_len = pin.expose().len();
+        // A malformed code is checked like a well-formed one: a stand-in of the PIN's
+        // length on string 1.
+        let (digits, index, well_formed) = match split_otc(otc, pin_len) {
+            Some((digits, index)) => (digits.to_owned(), index, true),
+            None => ("0".repeat(pin_len), 1, false),
+        };
         let inner = Arc::clone(&self.inner);
         let (name, pin) = (username.clone(), pin.clone());
-        let (correct, locked) = update(self.inner.store.as_ref(), username, move |cur| {
+        let (accepted, locked) = update_with_user(&self.inner, username, move |user, cur| {
             let key = &inner.key;
-            let device = cur.and_then(|c| {
-                c.device
-                    .as_ref()
-                    .filter(|_| state::otc_allowed(c, index, policy.max_otc_failures()))
-            });
+            let mobile_group = user.is_some_and(|u| u.mobile_group);
+            let device = cur.and_then(|c| state::otc_device(c, index, mobile_group));
             // The same work with and without a device: strings of a stand-in device when
             // there is none, then a constant-time compare.
             let (seed, generation) = match device {
@@ -1243,16 +1256,18 @@ impl Provisioner {
                 None => (key.strings_seed(&NO_DEVICE, 1), 1),
             };
             let strings = inner.strings.generate(seed, generation);
-            let matched = match (&split, strings.get(index.max(1))) {
-                (Some((digits, _)), Some(string)) => {
-                    crate::strings::one_time_code(string, &pin, index.max(1))
-                        .is_ok_and(|expected| otc_eq(&expected[..digits.len()], digits))
-                }
-                _ => false,
+            let matched = strings
+                .get(index)
+                .and_then(|string| crate::strings::one_time_code(string, &pin, index).ok())
+                .is_some_and(|expected| otc_eq(&expected[..pin_len], &digits));
+            let attempt = state::OtcAttempt {
+                known_user: user.is_some(),
+                mobile_group,
+                index: if well_formed { index } else { 0 },
+                matched: matched && well_formed,
             };
-            let correct = device.is_some() && matched;
-            let (next, locked) = state::record_otc(cur, &name, index, correct, now, &policy);
-            Ok((Some(next), (correct, locked)))
+            let out = state::record_otc(cur, &name, &attempt, now, &policy);
+            Ok((Some(out.next), (out.accepted, out.locked)))
         })
         .await?;
         if locked {
@@ -1260,7 +1275,7 @@ impl Provisioner {
                 username: username.clone(),
             });
         }
-        if correct {
+        if accepted {
             self.emit(ProvisionEvent::OtcAccepted {
                 username: username.clone(),
             });
@@ -1277,7 +1292,8 @@ impl Provisioner {
     /// lowest unused one of the current generation ([`state::next_index`]). `None` when
     /// the policy's `token_index` is off.
     ///
-    /// No enumeration: for an unknown user, a user without a device or strings, or a spent
+    /// No enumeration: a wrong one-time code never moves the index ([`state::record_otc`]),
+    /// and for an unknown user, a user without a device or strings, or a spent
     /// generation, the answer is a well-formed index derived from a keyed hash of the
     /// username (the same one every time), after the same store read and hash, so the
     /// answer's shape does not tell who exists. A blank or malformed username gets the same
@@ -1380,6 +1396,29 @@ impl Provisioner {
             });
         }
         Ok(unlocked)
+    }
+
+    /// Starts a name that has just joined the user directory clean ([`state::joined`]):
+    /// whatever record is left under it (failures counted while the name was unknown, a
+    /// lock, the device of an earlier user of the same name) is deleted. Hosts call it when
+    /// they add a user (not when they change one). Returns whether there was a record.
+    ///
+    /// # Errors
+    /// A store error; [`Error::Contention`] when the record kept changing.
+    pub async fn user_added(&self, username: &Username) -> Result<bool> {
+        let store = self.inner.store.as_ref();
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let cur = store.load(username).await?;
+            match (state::joined(cur.as_ref()), cur) {
+                (Purge::Delete, Some(cur)) => {
+                    if store.delete(username, cur.version).await? {
+                        return Ok(true);
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        Err(Error::Contention)
     }
 
     /// Clears every expired pending code (deleting records with nothing else in them).

@@ -49,11 +49,14 @@ pub struct Device {
     pub info: Option<DeviceInfo>,
     /// Generation of the security strings last downloaded; 0 until the first download.
     pub generation: u32,
-    /// Indices (1–99) of the current generation already used for a one-time code (right or
-    /// wrong), as bits.
+    /// Indices (1–99) of the current generation spent by a right one-time code, as bits (a
+    /// wrong code spends none).
     pub used_indices: u128,
-    /// Wrong one-time codes in a row; at the policy's `max_otc_failures` the strings are
-    /// locked until the device downloads a new generation.
+    /// No longer counted: always 0 in records written now, kept so that records of earlier
+    /// versions read back. A limit on the device's wrong codes let a stranger block the
+    /// user's right code; wrong one-time codes are limited per account and client address
+    /// by the host ([`Policy::max_otc_failures`](crate::Policy::max_otc_failures)) and on
+    /// the account ([`Policy::max_account_failures`](crate::Policy::max_account_failures)).
     #[serde(default)]
     pub otc_failures: u8,
 }
@@ -87,7 +90,8 @@ pub struct ProvisionRecord {
 /// How long a record that holds nothing but a count of failures (no device, no pending
 /// code, not locked) is kept after its last failure before purging drops it. Such records
 /// are made for every username a device or `/login` names, known or not, so that an unknown
-/// name costs the same work as a known one; this bounds what they take up.
+/// name costs the same work as a known one; a name the directory does not know never
+/// locks, so this bounds what they take up.
 pub const FAILURE_RECORD_TTL: time::Duration = time::Duration::days(1);
 
 impl ProvisionRecord {

@@ -9,9 +9,16 @@
 //!  Pending ──wrong code──► attempts_left − 1; at 0 the code is burned
 //!  Pending ──expired / burned / used──► redeem fails, nothing changes
 //!  Provisioned ──download_strings──► generation + 1
+//!  Provisioned ──right one-time code──► its index spent; a wrong one spends nothing
 //!  any ──admin cancel_code──► no pending code (the device stays)
 //!  any ──admin revoke──► no pending code, no device
+//!  any ──name joins the directory──► no record (it starts clean)
 //! ```
+//!
+//! Every failure (a wrong code, any cause) is counted on the name's record; a known user's
+//! account locks at the policy's `max_account_failures`, a name the directory does not
+//! know never locks, and its record is purged after
+//! [`FAILURE_RECORD_TTL`](crate::record::FAILURE_RECORD_TTL).
 
 use time::{Duration, OffsetDateTime};
 
@@ -33,12 +40,23 @@ fn bump(mut record: ProvisionRecord) -> ProvisionRecord {
 const NO_CODE: CodeHash = CodeHash([0; 32]);
 
 /// Counts one failed attempt on the account (per account, across codes: NIST SP 800-63B
-/// §5.2.2). At the policy's `max_account_failures` the account locks. Returns whether this
-/// failure locked it.
-fn count_failure(next: &mut ProvisionRecord, now: OffsetDateTime, policy: &Policy) -> bool {
+/// §5.2.2). At the policy's `max_account_failures` the account of a known user locks; a
+/// name the directory does not know is counted alike (the same work) but never locks, so
+/// that nobody can lock a name before it exists, and its record, holding nothing else, is
+/// purged after [`FAILURE_RECORD_TTL`](crate::record::FAILURE_RECORD_TTL). Returns whether
+/// this failure locked the account.
+fn count_failure(
+    next: &mut ProvisionRecord,
+    known_user: bool,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> bool {
     next.failures = next.failures.saturating_add(1);
     next.last_failure_at = Some(now);
-    if next.locked_at.is_none() && next.failures >= u32::from(policy.max_account_failures()) {
+    if known_user
+        && next.locked_at.is_none()
+        && next.failures >= u32::from(policy.max_account_failures())
+    {
         next.locked_at = Some(now);
         return true;
     }
@@ -235,7 +253,7 @@ pub fn redeem(
             (Error::ProvisionFailure, reason)
         }
     };
-    let locked = count_failure(&mut next, now, policy);
+    let locked = count_failure(&mut next, presented.known_user, now, policy);
     Redeem::Failed {
         next: bump(next),
         cause,
@@ -256,23 +274,26 @@ pub fn download(current: &ProvisionRecord) -> Option<ProvisionRecord> {
     Some(bump(next))
 }
 
-/// Whether a one-time code on string `index` may be checked now: 1–99, of a generation
-/// that was downloaded, not used before (rightly or wrongly), and fewer than `max_failures`
-/// wrong codes in a row.
-pub fn otc_allowed(current: &ProvisionRecord, index: u8, max_failures: u8) -> bool {
-    let Some(device) = &current.device else {
-        return false;
-    };
-    device.generation > 0
-        && device.otc_failures < max_failures
+/// The device whose strings a one-time code on string `index` is checked against: the
+/// user's, when the user is in the mobile group (`mobile_group`), the account is not
+/// locked, strings were downloaded, and `index` (1–99) is not used yet in this generation.
+/// `None` otherwise: the caller then checks the code against stand-in strings, so that
+/// the work is the same, and [`record_otc`] refuses it whatever it matched.
+pub fn otc_device(current: &ProvisionRecord, index: u8, mobile_group: bool) -> Option<&Device> {
+    let device = current.device.as_ref()?;
+    let usable = mobile_group
+        && !current.is_locked()
+        && device.generation > 0
         && index != 0
         && (index as usize) < STRINGS_PER_SET
-        && device.used_indices & (1u128 << index) == 0
+        && device.used_indices & (1u128 << index) == 0;
+    usable.then_some(device)
 }
 
 /// The index (1–99) a device should use next (Swivel's `TokenIndex`): the lowest one of the
 /// current generation not used yet. `None` when there is no device, no strings were
-/// downloaded yet, or every index of the generation is spent.
+/// downloaded yet, or every index of the generation is spent. Only a right one-time code
+/// spends an index, so that a wrong one never moves it.
 pub fn next_index(current: &ProvisionRecord) -> Option<u8> {
     let device = current.device.as_ref()?;
     if device.generation == 0 {
@@ -281,39 +302,81 @@ pub fn next_index(current: &ProvisionRecord) -> Option<u8> {
     (1..STRINGS_PER_SET as u8).find(|i| device.used_indices & (1u128 << i) == 0)
 }
 
-/// Records a checked one-time code for `username` (`correct` only when
-/// [`otc_allowed`] and the code matched). An allowed index is spent whether the code was
-/// right or wrong (so each guess costs the attacker a string) and the run of wrong codes
-/// is reset or grows; a rejected code (wrong, reused, no device, unknown user: a record is
-/// made for the name) is counted against the account like a failed redeem. Returns the
-/// record to store and whether this code locked the account.
+/// A one-time code as [`record_otc`] takes it, once checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtcAttempt {
+    /// Whether the username is in the user directory.
+    pub known_user: bool,
+    /// Whether the user is in the mobile group (`false` for an unknown name).
+    pub mobile_group: bool,
+    /// The string index the code names (0 when the code was malformed).
+    pub index: u8,
+    /// Whether the code matched the strings of [`otc_device`] (stand-in strings, used when
+    /// there is no such device, never count).
+    pub matched: bool,
+}
+
+/// What [`record_otc`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtcOutcome {
+    /// The record to store.
+    pub next: ProvisionRecord,
+    /// Whether the code was accepted.
+    pub accepted: bool,
+    /// Whether this code locked the account.
+    pub locked: bool,
+}
+
+/// Records a checked one-time code for `username`. A code is accepted only when it matched
+/// the strings of [`otc_device`] (a member of the mobile group, not locked, an unused index
+/// of the downloaded generation); then its index is spent and the account's run of
+/// failures reset.
+///
+/// Any other code (wrong, of another length, on a spent index, no device, outside the
+/// mobile group, locked, unknown name: a record is made for the name) spends no index and
+/// leaves the device as it was: it is counted on the account like a failed redeem, the
+/// same for every name, so that neither `TokenIndex` nor anything else tells who was
+/// named. Limiting wrong codes per client address is the host's part (the example server
+/// refuses an address for an account after the policy's `max_otc_failures`); a limit kept
+/// on the device would let a stranger block the user's right code.
 pub fn record_otc(
     current: Option<&ProvisionRecord>,
     username: &Username,
-    index: u8,
-    correct: bool,
+    attempt: &OtcAttempt,
     now: OffsetDateTime,
     policy: &Policy,
-) -> (ProvisionRecord, bool) {
+) -> OtcOutcome {
     let mut next = current
         .cloned()
         .unwrap_or_else(|| ProvisionRecord::new(username.clone()));
-    let allowed = otc_allowed(&next, index, policy.max_otc_failures());
-    if let Some(device) = next.device.as_mut().filter(|_| allowed) {
-        device.used_indices |= 1u128 << (index as u32 % 128);
-        device.otc_failures = if correct {
-            0
-        } else {
-            device.otc_failures.saturating_add(1)
-        };
-    }
-    let locked = if allowed && correct {
+    let member = attempt.known_user && attempt.mobile_group;
+    let accepted = attempt.matched && otc_device(&next, attempt.index, member).is_some();
+    let locked = if accepted {
+        if let Some(device) = next.device.as_mut() {
+            device.used_indices |= 1u128 << attempt.index;
+        }
         reset_failures(&mut next);
         false
     } else {
-        count_failure(&mut next, now, policy)
+        count_failure(&mut next, attempt.known_user, now, policy)
     };
-    (bump(next), locked)
+    OtcOutcome {
+        next: bump(next),
+        accepted,
+        locked,
+    }
+}
+
+/// What a name joining the user directory does to the record left under it: a user added
+/// starts clean, so the whole record goes ([`Purge::Delete`]): failures counted while the
+/// name was unknown, a lock an earlier version wrote for an unknown name, or the device of
+/// an earlier user of the same name that left the directory without a revoke.
+/// [`Purge::Keep`] when there is no record.
+pub fn joined(current: Option<&ProvisionRecord>) -> Purge {
+    match current {
+        Some(_) => Purge::Delete,
+        None => Purge::Keep,
+    }
 }
 
 /// An administrator's unlock: the account is unlocked and its run of failures cleared.
@@ -685,66 +748,203 @@ mod tests {
         assert!(self_request(Some(&r1), 2, still, &p).is_err());
     }
 
+    /// A one-time code on `index` for `user()`, known or not, in the mobile group or not.
+    fn otc(
+        cur: Option<&ProvisionRecord>,
+        known_user: bool,
+        mobile_group: bool,
+        index: u8,
+        matched: bool,
+        p: &Policy,
+    ) -> OtcOutcome {
+        let attempt = OtcAttempt {
+            known_user,
+            mobile_group,
+            index,
+            matched,
+        };
+        record_otc(cur, &user(), &attempt, t0(), p)
+    }
+
+    /// A known member's code on `index`.
+    fn member_otc(r: &ProvisionRecord, index: u8, matched: bool) -> ProvisionRecord {
+        otc(Some(r), true, true, index, matched, &Policy::default()).next
+    }
+
+    /// alice, provisioned, with strings downloaded.
+    fn with_strings() -> ProvisionRecord {
+        let p = Policy::default();
+        download(&provision(&admin_request(None, 1, &p).unwrap(), 1, 9)).unwrap()
+    }
+
     #[test]
     fn indices_and_generations() {
         let p = Policy::default();
-        let r1 = admin_request(None, 1, &p).unwrap();
-        let r2 = provision(&r1, 1, 9);
+        let r2 = provision(&admin_request(None, 1, &p).unwrap(), 1, 9);
         assert!(
-            !otc_allowed(&r2, 1, 5),
+            otc_device(&r2, 1, true).is_none(),
             "no strings before the first download"
         );
         let r3 = download(&r2).unwrap();
         assert_eq!(r3.device.as_ref().unwrap().generation, 1);
-        assert!(!otc_allowed(&r3, 0, 5));
-        assert!(!otc_allowed(&r3, 100, 5));
-        let otc = |r: &ProvisionRecord, i, ok| record_otc(Some(r), &user(), i, ok, t0(), &p).0;
-        let r4 = otc(&r3, 7, true);
-        assert!(!otc_allowed(&r4, 7, 5), "an index is spent once used");
-        // Wrong codes spend their index too, and lock the strings at the limit.
-        let mut r = r4.clone();
-        for i in 10..15 {
-            assert!(otc_allowed(&r, i, 5));
-            r = otc(&r, i, false);
-        }
+        assert!(otc_device(&r3, 0, true).is_none());
+        assert!(otc_device(&r3, 100, true).is_none());
         assert!(
-            !otc_allowed(&r, 20, 5),
-            "locked after 5 wrong codes in a row"
+            otc_device(&r3, 7, false).is_none(),
+            "outside the mobile group"
         );
-        assert_eq!(r.failures, 5, "and each counted on the account");
+        let r4 = member_otc(&r3, 7, true);
         assert!(
-            otc_allowed(&download(&r).unwrap(), 20, 5),
-            "a new download unlocks"
+            otc_device(&r4, 7, true).is_none(),
+            "an index is spent once used"
         );
-        let r1 = otc(&otc(&r4, 30, false), 31, true);
-        assert_eq!(
-            r1.device.as_ref().unwrap().otc_failures,
-            0,
-            "a right code resets the run"
-        );
-        assert_eq!(r1.failures, 0, "and the account's run");
         let r5 = download(&r4).unwrap();
-        assert!(otc_allowed(&r5, 7, 5), "a new generation frees every index");
-        // A code for a name without a record makes one and counts the failure.
-        let (fresh, locked) = record_otc(None, &user(), 7, false, t0(), &p);
-        assert_eq!((fresh.version, fresh.failures, locked), (1, 1, false));
+        assert!(
+            otc_device(&r5, 7, true).is_some(),
+            "a new generation frees every index"
+        );
+        let mut locked = r3.clone();
+        locked.locked_at = Some(t0());
+        assert!(otc_device(&locked, 7, true).is_none(), "a locked account");
+    }
+
+    #[test]
+    fn a_wrong_one_time_code_spends_nothing_whoever_is_named() {
+        let p = Policy::default();
+        let provisioned = with_strings();
+        let no_device = failed(try_code_at(None, 1, t0())).0;
+        let cases: [(&str, Option<&ProvisionRecord>, bool, bool); 5] = [
+            ("a member with strings", Some(&provisioned), true, true),
+            ("outside the mobile group", Some(&provisioned), true, false),
+            ("a user without a device", Some(&no_device), true, true),
+            (
+                "an unknown name with a record",
+                Some(&no_device),
+                false,
+                false,
+            ),
+            ("an unknown name", None, false, false),
+        ];
+        for (what, cur, known, group) in cases {
+            // Any index, and a malformed code (index 0), matched or not on stand-in
+            // strings, unless the code is right on a usable device.
+            for index in [0, 1, 2, 50, 99, 100, 255] {
+                for matched in [false, true] {
+                    let usable = known && group && cur == Some(&provisioned);
+                    if matched && usable && (1..100).contains(&index) {
+                        continue; // a right code: see the next test
+                    }
+                    let out = otc(cur, known, group, index, matched, &p);
+                    assert!(!out.accepted, "{what}, index {index}");
+                    let before = cur.map_or(0, |c| c.failures);
+                    assert_eq!(out.next.failures, before + 1, "{what}: counted");
+                    assert_eq!(
+                        out.next.device,
+                        cur.and_then(|c| c.device.clone()),
+                        "{what}, index {index}: the device is untouched"
+                    );
+                    assert_eq!(
+                        next_index(&out.next),
+                        cur.and_then(next_index),
+                        "{what}: TokenIndex does not move"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_right_code_spends_its_index() {
+        let r = with_strings();
+        assert_eq!(next_index(&r), Some(1));
+        let out = otc(Some(&r), true, true, 1, true, &Policy::default());
+        assert!(out.accepted);
+        assert_eq!(next_index(&out.next), Some(2));
+        // The same code again is refused, and counted.
+        let again = otc(Some(&out.next), true, true, 1, true, &Policy::default());
+        assert!(!again.accepted);
+        assert_eq!(again.next.failures, 1);
+        // A right code resets the account's run of failures.
+        let r = member_otc(&member_otc(&r, 5, false), 5, false);
+        assert_eq!(r.failures, 2);
+        let r = member_otc(&r, 5, true);
+        assert_eq!((r.failures, r.last_failure_at), (0, None));
+        assert_eq!(next_index(&r), Some(1), "index 5 spent, 1 still free");
+    }
+
+    #[test]
+    fn wrong_codes_do_not_block_the_right_one_until_the_account_ceiling() {
+        let mut p = Policy::default();
+        p.set_max_account_failures(30).unwrap();
+        let mut r = with_strings();
+        for i in 0..29 {
+            let out = otc(Some(&r), true, true, i % 5 + 1, false, &p);
+            assert!(!out.locked);
+            r = out.next;
+        }
+        let right = otc(Some(&r), true, true, 1, true, &p);
+        assert!(right.accepted, "29 wrong codes do not block the right one");
+        // The 30th failure locks the account; then even the right code is refused.
+        let out = otc(Some(&r), true, true, 1, false, &p);
+        assert!(out.locked && out.next.is_locked());
+        let refused = otc(Some(&out.next), true, true, 1, true, &p);
+        assert!(!refused.accepted && !refused.locked);
+        assert!(
+            unlock(&refused.next)
+                .is_some_and(|open| { otc(Some(&open), true, true, 1, true, &p).accepted })
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_never_locks_and_is_purged() {
+        let mut p = Policy::default();
+        p.set_max_account_failures(3).unwrap();
+        let mut r = None;
+        for _ in 0..10 {
+            let out = otc(r.as_ref(), false, false, 1, false, &p);
+            assert!(!out.locked);
+            r = Some(out.next);
+        }
+        let mut unknown = presented(1, 8);
+        unknown.known_user = false;
+        let (r, _, _, locked) = failed(redeem(r.as_ref(), &user(), unknown, t0(), &p));
+        assert!(!locked);
+        assert_eq!((r.failures, r.is_locked()), (11, false));
+        let due = t0() + crate::record::FAILURE_RECORD_TTL;
+        assert_eq!(r.purge_due_at(), Some(due));
+        assert_eq!(purge(&r, due, &p), Purge::Delete);
+        // A known user without a device locks at the same count.
+        let mut known = None;
+        for i in 1..=3 {
+            let out = otc(known.as_ref(), true, true, 1, false, &p);
+            assert_eq!(out.locked, i == 3);
+            known = Some(out.next);
+        }
+    }
+
+    #[test]
+    fn a_name_joining_the_directory_starts_clean() {
+        assert_eq!(joined(None), Purge::Keep);
+        let mut locked = failed(try_code_at(None, 1, t0())).0;
+        locked.locked_at = Some(t0());
+        assert_eq!(joined(Some(&locked)), Purge::Delete);
+        assert_eq!(joined(Some(&with_strings())), Purge::Delete);
     }
 
     #[test]
     fn next_index_is_the_lowest_unused_of_the_generation() {
-        let p = Policy::default();
-        let r = provision(&admin_request(None, 1, &p).unwrap(), 1, 9);
+        let r = provision(&admin_request(None, 1, &Policy::default()).unwrap(), 1, 9);
         assert_eq!(next_index(&r), None, "no strings yet");
         assert_eq!(next_index(&ProvisionRecord::new(user())), None, "no device");
         let mut r = download(&r).unwrap();
         assert_eq!(next_index(&r), Some(1));
-        r = record_otc(Some(&r), &user(), 1, true, t0(), &p).0;
-        r = record_otc(Some(&r), &user(), 3, false, t0(), &p).0;
+        r = member_otc(&r, 1, true);
+        r = member_otc(&r, 3, true);
         assert_eq!(next_index(&r), Some(2));
-        r = record_otc(Some(&r), &user(), 2, true, t0(), &p).0;
+        r = member_otc(&r, 2, true);
         assert_eq!(next_index(&r), Some(4));
         for i in 4..100 {
-            r = record_otc(Some(&r), &user(), i, true, t0(), &p).0;
+            r = member_otc(&r, i, true);
         }
         assert_eq!(next_index(&r), None, "every index spent");
         assert_eq!(

@@ -1,4 +1,7 @@
-//! Random sequences of operations keep the Provisioner equal to a small model of DESIGN §3.
+//! Random sequences of operations keep the Provisioner equal to a small model of DESIGN §3:
+//! codes, devices, strings, one-time codes (only a right one spends its index; a wrong one
+//! counts on the account), the mobile group, the account's lock, and a name the directory
+//! does not know (counted, never locked).
 
 mod common;
 
@@ -17,6 +20,8 @@ enum Op {
     DownloadLatest,
     DownloadOld,
     Verify { index: u8, right: bool },
+    VerifyUnknown,
+    Group(bool),
     Revoke,
     Cancel,
     Unlock,
@@ -32,6 +37,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::DownloadLatest),
         1 => Just(Op::DownloadOld),
         3 => (0u8..100, any::<bool>()).prop_map(|(index, right)| Op::Verify { index, right }),
+        1 => Just(Op::VerifyUnknown),
+        1 => any::<bool>().prop_map(Op::Group),
         1 => Just(Op::Revoke),
         1 => Just(Op::Cancel),
         1 => Just(Op::Unlock),
@@ -44,8 +51,10 @@ struct Model {
     now: i64,
     /// (index into issued codes, expires_at, attempts_left)
     pending: Option<(usize, i64, u8)>,
-    /// (index into issued ids, generation, used indices, wrong codes in a row)
-    device: Option<(usize, u32, u128, u8)>,
+    /// (index into issued ids, generation, used indices)
+    device: Option<(usize, u32, u128)>,
+    /// Whether alice was taken out of the mobile group.
+    out_of_group: bool,
     /// Failed redeems and one-time codes in a row, and whether the account is locked.
     failures: u32,
     locked: bool,
@@ -92,6 +101,7 @@ async fn run(ops: Vec<Op>) {
         .unwrap();
     let k = kit_with(policy);
     let alice = user("alice");
+    let nobody = user("nobody");
     let pin = Pin::parse(PIN).unwrap();
     let mut m = Model::default();
     let mut codes: Vec<ProvisionCode> = Vec::new();
@@ -126,7 +136,7 @@ async fn run(ops: Vec<Op>) {
                     Some((_, exp, _)) if m.now >= exp => m.failed("Provision Failure"),
                     Some((idx, _, _)) if Some(idx) == which => {
                         m.pending = None;
-                        m.device = Some((ids.len(), 0, 0, 0));
+                        m.device = Some((ids.len(), 0, 0));
                         m.failures = 0;
                         Outcome::Ok
                     }
@@ -159,10 +169,12 @@ async fn run(ops: Vec<Op>) {
                 };
                 let result = k.p.download_strings(&ids[idx]).await;
                 let want = match &mut m.device {
-                    Some((dev, generation, used, failures)) if *dev == idx => {
+                    Some((dev, _, _)) if *dev == idx && m.out_of_group => {
+                        fail("Error Downloading Security Strings")
+                    }
+                    Some((dev, generation, used)) if *dev == idx => {
                         *generation += 1;
                         *used = 0;
-                        *failures = 0;
                         Outcome::Ok
                     }
                     _ => fail("Mobile request from unknown user; the user needs to reprovision"),
@@ -185,27 +197,44 @@ async fn run(ops: Vec<Op>) {
                 }
                 let result = k.p.verify_otc(&alice, &otc, &pin).await;
                 let want = match &mut m.device {
-                    Some((dev, generation, used, failures))
-                        if *generation > 0
-                            && *failures < 5
+                    Some((dev, generation, used))
+                        if right
+                            && !m.out_of_group
+                            && !m.locked
+                            && *dev == holder
+                            && *generation == set.generation()
                             && index != 0
                             && *used & (1u128 << index) == 0 =>
                     {
-                        // Any checked code spends its index; only a right one from the
-                        // current strings passes.
+                        // Only a right code from the current strings passes, and spends
+                        // its index.
                         *used |= 1u128 << index;
-                        if right && *dev == holder && *generation == set.generation() {
-                            *failures = 0;
-                            m.failures = 0;
-                            Outcome::Ok
-                        } else {
-                            *failures += 1;
-                            m.failed("Authentication failed")
-                        }
+                        m.failures = 0;
+                        Outcome::Ok
                     }
+                    // Anything else spends nothing and counts on the account.
                     _ => m.failed("Authentication failed"),
                 };
                 (outcome(result), want)
+            }
+            Op::VerifyUnknown => {
+                let result = k.p.verify_otc(&nobody, "123401", &pin).await;
+                // Counted on the name's record, never locked however many.
+                let st = k.p.status(&nobody).await.unwrap();
+                assert!(
+                    st.locked_at.is_none(),
+                    "step {step}: an unknown name locked"
+                );
+                (outcome(result), fail("Authentication failed"))
+            }
+            Op::Group(member) => {
+                k.users.insert(
+                    UserEntry::new(alice.clone())
+                        .with_destination(Destination::email("alice@example.com").unwrap())
+                        .with_mobile_group(member),
+                );
+                m.out_of_group = !member;
+                continue;
             }
             Op::Revoke => {
                 let had = m.pending.is_some() || m.device.is_some();

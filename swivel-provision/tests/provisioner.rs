@@ -220,8 +220,8 @@ async fn otc_index_once_per_generation() {
     let new = one_time_code(s2.get(9).unwrap(), &pin, 9).unwrap();
     if old != new {
         assert!(k.p.verify_otc(&user("alice"), &old, &pin).await.is_err());
-        // The wrong guess spent index 09 of the new generation too.
-        assert!(k.p.verify_otc(&user("alice"), &new, &pin).await.is_err());
+        // A wrong code spends nothing: index 09 of the new generation still works.
+        k.p.verify_otc(&user("alice"), &new, &pin).await.unwrap();
     }
     let new10 = one_time_code(s2.get(10).unwrap(), &pin, 10).unwrap();
     k.p.verify_otc(&user("alice"), &new10, &pin).await.unwrap();
@@ -620,29 +620,92 @@ async fn mocks_are_generated() {
 }
 
 #[tokio::test]
-async fn wrong_otcs_spend_indices_and_lock_until_new_strings() {
+async fn wrong_otcs_spend_nothing_and_never_block_the_right_code() {
     let k = kit();
     let pin = Pin::parse("1357").unwrap();
-    let (id, s) = k.provisioned("alice").await;
+    let (_, s) = k.provisioned("alice").await;
     let bad = |i: u8| {
         let right = one_time_code(s.get(i).unwrap(), &pin, i).unwrap();
         let flipped = if right.starts_with('9') { "0" } else { "9" };
         format!("{flipped}{}", &right[1..])
     };
-    // A wrong guess spends the index: the right code for it is refused afterwards.
-    assert!(k.p.verify_otc(&user("alice"), &bad(1), &pin).await.is_err());
-    let right1 = one_time_code(s.get(1).unwrap(), &pin, 1).unwrap();
-    assert!(k.p.verify_otc(&user("alice"), &right1, &pin).await.is_err());
-    for i in 2..6 {
+    // Wrong codes on index 1, of every length, from anyone: nothing is spent...
+    for otc in [bad(1), "00001".into(), "0000001".into(), "000000001".into()] {
+        assert!(k.p.verify_otc(&user("alice"), &otc, &pin).await.is_err());
+    }
+    assert_eq!(k.p.token_index("alice").await.unwrap(), Some(1));
+    for i in 2..30 {
         assert!(k.p.verify_otc(&user("alice"), &bad(i), &pin).await.is_err());
     }
-    // Five wrong in a row: locked, even for a right code on a fresh index.
-    let right9 = one_time_code(s.get(9).unwrap(), &pin, 9).unwrap();
-    assert!(k.p.verify_otc(&user("alice"), &right9, &pin).await.is_err());
-    // The device downloads new strings: unlocked.
-    let s2 = k.p.download_strings(&id).await.unwrap().strings;
-    let ok = one_time_code(s2.get(9).unwrap(), &pin, 9).unwrap();
-    k.p.verify_otc(&user("alice"), &ok, &pin).await.unwrap();
+    // ...and the right code still works on every index, after 32 wrong ones.
+    let right1 = one_time_code(s.get(1).unwrap(), &pin, 1).unwrap();
+    k.p.verify_otc(&user("alice"), &right1, &pin).await.unwrap();
+    assert_eq!(k.p.token_index("alice").await.unwrap(), Some(2));
+    assert_eq!(k.p.status(&user("alice")).await.unwrap().failures, 0);
+}
+
+#[tokio::test]
+async fn leaving_the_mobile_group_ends_one_time_codes() {
+    let k = kit();
+    let pin = Pin::parse("1357").unwrap();
+    let (_, s) = k.provisioned("alice").await;
+    let entry = |member: bool| {
+        UserEntry::new(user("alice"))
+            .with_destination(Destination::email("alice@example.com").unwrap())
+            .with_mobile_group(member)
+    };
+    k.users.insert(entry(false));
+    let right = one_time_code(s.get(1).unwrap(), &pin, 1).unwrap();
+    let e =
+        k.p.verify_otc(&user("alice"), &right, &pin)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::OtcRejected), "{e:?}");
+    assert_eq!(k.p.status(&user("alice")).await.unwrap().failures, 1);
+    k.users.insert(entry(true));
+    k.p.verify_otc(&user("alice"), &right, &pin).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_name_never_locks_and_a_user_added_starts_clean() {
+    let mut policy = Policy::default();
+    policy.set_max_account_failures(3).unwrap();
+    let k = kit_with(policy);
+    let pin = Pin::parse("1357").unwrap();
+    for _ in 0..10 {
+        assert!(k.p.verify_otc(&user("erin"), "135701", &pin).await.is_err());
+        assert!(
+            k.p.redeem(
+                &user("erin"),
+                &ProvisionCode::new("1234567890"),
+                DeviceInfo::default()
+            )
+            .await
+            .is_err()
+        );
+    }
+    let st = k.p.status(&user("erin")).await.unwrap();
+    assert_eq!((st.failures, st.locked_at), (20, None));
+    assert!(
+        !k.events
+            .events()
+            .iter()
+            .any(|e| matches!(e, ProvisionEvent::AccountLocked { .. }))
+    );
+    // erin joins the directory: the record left under the name goes.
+    k.users
+        .insert(UserEntry::new(user("erin")).with_mobile_group(true));
+    assert!(k.p.user_added(&user("erin")).await.unwrap());
+    assert!(k.store.load(&user("erin")).await.unwrap().is_none());
+    assert!(
+        !k.p.user_added(&user("erin")).await.unwrap(),
+        "nothing left"
+    );
+    // A known user still locks at the ceiling.
+    for _ in 0..3 {
+        assert!(k.p.verify_otc(&user("erin"), "135701", &pin).await.is_err());
+    }
+    assert!(k.p.status(&user("erin")).await.unwrap().locked_at.is_some());
 }
 
 #[tokio::test]

@@ -7,12 +7,18 @@
 //!   pending code; the unknown names are new each round);
 //! - the self-service form (`POST /reset/provision`);
 //! - `/login` with a wrong one-time code (the known user has downloaded strings);
+//! - the `TokenIndex` oracle: read `TokenIndex` = k, post `/login` with zeros and k (the
+//!   number of zeros from one under to three over the PIN's length, in turn), read it
+//!   again; timed as a whole, and counted when the index moved;
 //!
 //! and an ordinary AgentXML `ping` against the worst 64 KiB body (thousands of attributes).
 //! It prints the median and p90 of each and the ratio of each pair. Setup: the known user
 //! must exist with a PIN and the policy must allow self-service (see BENCHMARKS.md); the
 //! probe itself provisions the known user's device through the server, with a code it
-//! requests in the server's SQLite file under the server's key (as `loadgen` does).
+//! requests in the server's SQLite file under the server's key (as `loadgen` does). Each
+//! round's requests name a client address of their own in `X-Forwarded-For` (the server
+//! believes it with `trusted_proxies = ["127.0.0.1"]`), so that the limit on wrong
+//! one-time codes per account and address does not refuse the known user's.
 //!
 //! ```text
 //! probe --server http://127.0.0.1:18080 --data-dir /tmp/pd --known probe-known --rounds 2000
@@ -28,7 +34,7 @@ use swivel_provision::agentxml::{
 };
 use swivel_provision::{
     Channel, Delivery, DeliveryMode, DeviceInfo, Origin, Pin, Policy, ProvisionCode, Provisioner,
-    SettingsStore, Username, one_time_code,
+    SecurityStrings, SettingsStore, Username, one_time_code,
 };
 use swivel_provision_benches::{BenchError, LastCodeTransport, ensure_loopback, read_server_key};
 use swivel_provision_sqlite::{Durability, SqliteOptions, SqliteStore};
@@ -62,7 +68,7 @@ struct Args {
 }
 
 /// The kinds of request, each timed on its own.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 10] = [
     "agentxml provision, known user",
     "agentxml provision, unknown user",
     "self-service, known user",
@@ -71,6 +77,8 @@ const KINDS: [&str; 8] = [
     "/login wrong OTC, unknown user",
     "agentxml ping",
     "agentxml 64 KiB, many attributes",
+    "TokenIndex, wrong /login, TokenIndex: known",
+    "TokenIndex, wrong /login, TokenIndex: unknown",
 ];
 
 #[tokio::main]
@@ -91,10 +99,11 @@ fn invalid(what: impl std::fmt::Display) -> BenchError {
 async fn run(args: Args) -> Result<(), BenchError> {
     let base = ensure_loopback(&args.server)?;
     let url = |path: &str| base.join(path).map_err(invalid);
-    let (agent, reset, login) = (
+    let (agent, reset, login, token_index) = (
         url("/pinsafe/AgentXML")?,
         url("/reset/provision")?,
         url("/login")?,
+        url("/pinsafe/TokenIndex")?,
     );
     let known = Username::parse(&args.known)?;
     let pin = Pin::parse(&args.pin)?;
@@ -139,30 +148,50 @@ async fn run(args: Args) -> Result<(), BenchError> {
     let mut times: Vec<Vec<u64>> = vec![Vec::with_capacity(args.rounds); KINDS.len()];
     let mut order: Vec<usize> = (0..KINDS.len()).collect();
     let mut status_seen = vec![std::collections::BTreeSet::new(); KINDS.len()];
+    // Rounds in which TokenIndex moved after a wrong code: known, unknown.
+    let mut moved = [0usize; 2];
     eprintln!("probe: {} rounds against {base}", args.rounds);
     for round in 0..args.rounds {
         shuffle(&mut order, round as u64);
         let nobody = format!("probe-nobody-{round}");
+        let ip = format!("198.18.{}.{}", round / 250 % 256, round % 250 + 1);
+        let c = Client {
+            http: &client,
+            ip: &ip,
+        };
+        // From one digit under the PIN's length to three over, in turn.
+        let zeros = (pin.expose().len() - 1) + round % 5;
         for &kind in &order {
             let started = Instant::now();
             let status = match kind {
-                0 => post(&client, &agent, provision_xml(&known, &wrong_code)).await?,
+                0 => c.post(&agent, provision_xml(&known, &wrong_code)).await?,
                 1 => {
                     let name = Username::parse(&nobody)?;
-                    post(&client, &agent, provision_xml(&name, &wrong_code)).await?
+                    c.post(&agent, provision_xml(&name, &wrong_code)).await?
                 }
-                2 => form(&client, &reset, &[("username", known.as_str())]).await?,
-                3 => form(&client, &reset, &[("username", &nobody)]).await?,
+                2 => c.form(&reset, &[("username", known.as_str())]).await?,
+                3 => c.form(&reset, &[("username", &nobody)]).await?,
                 4 => {
                     let f = [("username", known.as_str()), ("otc", wrong_otc.as_str())];
-                    form(&client, &login, &f).await?
+                    c.form(&login, &f).await?
                 }
                 5 => {
                     let f = [("username", nobody.as_str()), ("otc", wrong_otc.as_str())];
-                    form(&client, &login, &f).await?
+                    c.form(&login, &f).await?
                 }
-                6 => post(&client, &agent, ping.clone()).await?,
-                _ => post(&client, &agent, big.clone()).await?,
+                6 => c.post(&agent, ping.clone()).await?,
+                7 => c.post(&agent, big.clone()).await?,
+                _ => {
+                    let (user, right) = if kind == 8 {
+                        (known.as_str(), Some((&strings, &pin)))
+                    } else {
+                        (nobody.as_str(), None)
+                    };
+                    let (status, changed) =
+                        c.oracle(&token_index, &login, user, zeros, right).await?;
+                    moved[kind - 8] += usize::from(changed);
+                    status
+                }
             };
             times[kind].push(started.elapsed().as_micros() as u64);
             status_seen[kind].insert(status);
@@ -182,7 +211,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
             KINDS[kind], status_seen[kind]
         );
     }
-    for pair in [0, 2, 4, 6] {
+    for pair in [0, 2, 4, 6, 8] {
         let ((a50, a90), (b50, b90)) = (p50s[pair], p50s[pair + 1]);
         println!(
             "ratio {:<38} p50 {:.2}  p90 {:.2}",
@@ -191,6 +220,10 @@ async fn run(args: Args) -> Result<(), BenchError> {
             b90 as f64 / a90.max(1) as f64
         );
     }
+    println!(
+        "TokenIndex moved after a wrong code: known {} of {}, unknown {} of {}",
+        moved[0], args.rounds, moved[1], args.rounds
+    );
     Ok(())
 }
 
@@ -263,10 +296,6 @@ async fn agent_call(
     Ok(parse_response(&body).map_err(invalid)?.response)
 }
 
-async fn post(client: &reqwest::Client, url: &url::Url, xml: String) -> Result<u16, BenchError> {
-    status_of(client.post(url.clone()).body(xml)).await
-}
-
 /// Sends a request, reads the whole answer (so that the time includes it) and returns the
 /// status.
 async fn status_of(request: reqwest::RequestBuilder) -> Result<u16, BenchError> {
@@ -276,23 +305,78 @@ async fn status_of(request: reqwest::RequestBuilder) -> Result<u16, BenchError> 
     Ok(status)
 }
 
-async fn form(
-    client: &reqwest::Client,
-    url: &url::Url,
-    fields: &[(&str, &str)],
-) -> Result<u16, BenchError> {
-    let body: String = fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    status_of(
-        client
-            .post(url.clone())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body),
-    )
-    .await
+/// The HTTP client, naming the round's client address in `X-Forwarded-For`.
+struct Client<'a> {
+    http: &'a reqwest::Client,
+    ip: &'a str,
+}
+
+impl Client<'_> {
+    fn request(&self, method: reqwest::Method, url: &url::Url) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url.clone())
+            .header("x-forwarded-for", self.ip)
+    }
+
+    async fn post(&self, url: &url::Url, xml: String) -> Result<u16, BenchError> {
+        status_of(self.request(reqwest::Method::POST, url).body(xml)).await
+    }
+
+    async fn form(&self, url: &url::Url, fields: &[(&str, &str)]) -> Result<u16, BenchError> {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        status_of(
+            self.request(reqwest::Method::POST, url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+        .await
+    }
+
+    async fn token_index(&self, url: &url::Url, user: &str) -> Result<String, BenchError> {
+        let mut url = url.clone();
+        url.query_pairs_mut().append_pair("username", user);
+        let r = self
+            .request(reqwest::Method::GET, &url)
+            .send()
+            .await
+            .map_err(invalid)?;
+        if !r.status().is_success() {
+            return Err(invalid(format!("TokenIndex answered {}", r.status())));
+        }
+        r.text().await.map_err(invalid)
+    }
+
+    /// The oracle of issue 20: `TokenIndex` = k, `/login` with `zeros` zeros and k,
+    /// `TokenIndex` again (ones instead of zeros when that is the code `right` makes: the
+    /// known user's strings and PIN). The login's status, and whether the index moved.
+    async fn oracle(
+        &self,
+        token_index: &url::Url,
+        login: &url::Url,
+        user: &str,
+        zeros: usize,
+        right: Option<(&SecurityStrings, &Pin)>,
+    ) -> Result<(u16, bool), BenchError> {
+        let before = self.token_index(token_index, user).await?;
+        let k: u8 = before.trim().parse().map_err(invalid)?;
+        let mut otc = format!("{}{k:02}", "0".repeat(zeros));
+        let is_right = right.and_then(|(strings, pin)| {
+            let string = strings.get(k)?;
+            one_time_code(string, pin, k).ok()
+        });
+        if is_right.as_deref() == Some(otc.as_str()) {
+            otc = format!("{}{k:02}", "1".repeat(zeros));
+        }
+        let status = self
+            .form(login, &[("username", user), ("otc", &otc)])
+            .await?;
+        let after = self.token_index(token_index, user).await?;
+        Ok((status, before != after))
+    }
 }
 
 fn urlencode(v: &str) -> String {

@@ -291,7 +291,10 @@ impl std::fmt::Display for Saved {
 
 /// Adds a user, or replaces an existing user's destinations and group, and sets the PIN
 /// when one is given (console Add user and Edit, `provision-server users add`,
-/// `PUT /api/v1/users/{username}`). Every field is checked before anything is written.
+/// `PUT /api/v1/users/{username}`). Every field is checked before anything is written. A
+/// user added (not one changed) starts clean: whatever provisioning record was left under
+/// the name (failures counted while it did not exist) is dropped
+/// ([`Provisioner::user_added`](swivel_provision::Provisioner::user_added)).
 pub async fn save_user(
     state: &AppState,
     actor: Actor,
@@ -318,9 +321,13 @@ pub async fn save_user(
         .map(Pin::parse)
         .transpose()
         .map_err(|_| AppError::BadRequest("PIN must be 4 to 10 digits".into()))?;
+    let added = state.backend().users.find_user(&username).await?.is_none();
     match pin {
         None => state.backend().user_admin.put_user(&user).await?,
         Some(pin) => save_with_pin(state, &user, &pin).await?,
+    }
+    if added {
+        state.provisioner().user_added(&username).await?;
     }
     done(state, actor, "save_user", Some(&username), None);
     Ok(Saved { username })

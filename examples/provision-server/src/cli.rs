@@ -650,6 +650,7 @@ pub async fn add_demo_data(state: &AppState, public_url: &str) -> Result<(), App
             user = user.with_destination(d);
         }
         b.user_admin.put_user(&user).await?;
+        state.provisioner().user_added(&username).await?;
         state.pins().set(&username, &Pin::parse(pin)?).await?;
         println!("Demo user \"{name}\" added (PIN {pin}).");
     }

@@ -14,6 +14,9 @@
 //! IPv6 clients are counted per /64 (one subscriber usually holds a whole /64), IPv4-mapped
 //! IPv6 addresses as their IPv4 address.
 //!
+//! Wrong one-time codes are limited per account and client address ([`pair`]): a stranger
+//! cannot spend the user's allowance.
+//!
 //! Console logins are counted *before* the password is hashed, at most
 //! [`ThrottleConfig::console_hashes_at_once`] Argon2 hashes run at once (the others wait
 //! their turn), and there is no server-wide login rate: one address's failures never refuse
@@ -46,7 +49,9 @@ use swivel_provision::{CounterStore, ServerKey};
 
 use crate::error::AppError;
 
+pub mod pair;
 pub mod shared;
+use pair::PairLimit;
 use shared::{Counters, SharedLimit};
 
 /// The `[throttle]` section. Every rate is "per minute", with a burst of the same size.
@@ -343,6 +348,8 @@ pub struct Throttles {
     shared_token_index: SharedLimit,
     shared_api_token: SharedLimit,
     shared_ssd: SharedLimit,
+    /// Wrong one-time codes per account and client address.
+    otc: PairLimit,
 }
 
 impl std::fmt::Debug for Throttles {
@@ -397,6 +404,10 @@ impl Throttles {
             console: Limit::new(config.console_login_per_ip, None),
             api_token: FailureLimit::new(config.api_token_failures_per_ip, None),
             ssd: Limit::new(config.ssd_per_ip, Some(config.ssd_global)),
+            otc: PairLimit::new(
+                &ServerKey::generate(),
+                Arc::new(swivel_provision::SystemClock),
+            ),
             hashes: Arc::new(Semaphore::new(config.console_hashes_at_once.max(1) as usize)),
             running: Arc::new(AtomicUsize::new(0)),
             peak: AtomicUsize::new(0),
@@ -414,6 +425,7 @@ impl Throttles {
         key: &ServerKey,
     ) -> Self {
         Self {
+            otc: PairLimit::new(key, clock.clone()),
             counters: Some(Counters::new(store, clock, key)),
             ..Self::new(config)
         }
@@ -492,6 +504,18 @@ impl Throttles {
         let _ = self.count_shared(&self.shared_api_token, ip).await;
     }
 
+    /// Whether `ip` may try a one-time code for `username`: refused (until the minute's
+    /// window ends) once it made `allowance` wrong codes for that account in it, whether
+    /// or not the account exists. No store call: what this instance knows.
+    pub fn otc_admit(&self, username: &str, ip: IpAddr, allowance: u8) -> Result<(), Throttled> {
+        self.otc.admit(username, ip, allowance)
+    }
+
+    /// Counts a wrong one-time code of `ip` for `username` (in the store too).
+    pub async fn otc_failed(&self, username: &str, ip: IpAddr) {
+        self.otc.failed(self.counters.as_ref(), username, ip).await;
+    }
+
     /// Counts a console login attempt from `ip` (before any hashing).
     pub async fn console_login(&self, ip: IpAddr) -> Result<(), Throttled> {
         self.console.check(ip)?;
@@ -528,6 +552,7 @@ impl Throttles {
         self.console.forget_idle();
         self.api_token.forget_idle();
         self.ssd.forget_idle();
+        self.otc.forget_idle();
         for limit in [
             &self.shared_agentxml,
             &self.shared_login,

@@ -503,14 +503,14 @@ async fn each_action_moves_its_counter() {
         s13.value("swivel_http_request_duration_seconds_count", &agent),
         9.0
     );
-    // The provisioner's store calls were timed (SQLite: one call per transition).
+    // The provisioner's store calls were timed (SQLite: one call per transition; the two
+    // one-time codes read the directory in theirs too).
     let calls = |op| [("op", op), ("result", "ok")];
     let joint = s13.value(
         "swivel_store_call_duration_seconds_count",
         &calls("update_with_user"),
     );
-    assert!(joint >= 14.0, "update_with_user calls: {joint}");
-    assert!(s13.value("swivel_store_call_duration_seconds_count", &calls("update")) >= 2.0);
+    assert!(joint >= 16.0, "update_with_user calls: {joint}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -388,7 +388,7 @@ async fn login_with_a_one_time_code() {
             .contains("name=\"otc\"")
     );
     let failed = provision_server::routes::login::FAILED;
-    // A wrong code spends its index (index 08 here), so it is not the one alice uses.
+    // A wrong code on index 08 (a wrong code spends no index).
     let other = swivel_provision::one_time_code(strings.get(8).unwrap(), &pin, 8).unwrap();
     let wrong = if other.starts_with('0') {
         other.replacen('0', "1", 1)

@@ -3,8 +3,11 @@
 //! [`Provisioner::verify_otc`](swivel_provision::Provisioner::verify_otc) and the user's
 //! PIN (stored encrypted). Every failure gets the same answer, after the same work: a user
 //! without a PIN is checked against a dummy PIN (the core does equal work for an unknown
-//! user). Posts are throttled per client address and for the server
-//! ([`crate::throttle`]): past the limit, `429` with `Retry-After`.
+//! user). Posts are throttled per client address and for the server, and wrong codes per
+//! account and client address (the policy's `max_otc_failures` a minute, the same whether
+//! or not the account exists) ([`crate::throttle`]): past a limit, `429` with
+//! `Retry-After`. Another address, the user's own, is not refused: a stranger cannot block
+//! the user's codes.
 
 use axum::Form;
 use axum::extract::State;
@@ -82,6 +85,13 @@ pub async fn submit(
     let Ok(username) = Username::parse(&f.username) else {
         return fail();
     };
+    let allowance = state.provisioner().policy().max_otc_failures();
+    if let Err(t) = state
+        .throttles()
+        .otc_admit(username.as_str(), ip, allowance)
+    {
+        return t.html_response(form(Some(("error", THROTTLED))));
+    }
     let (pin, has_pin) = match state.pins().get_or_dummy(&username).await {
         Ok(found) => found,
         Err(e) => return crate::error::AppError::from(e).into_response(),
@@ -91,12 +101,14 @@ pub async fn submit(
         .verify_otc(&username, f.otc.trim(), &pin)
         .await;
     match verified {
-        Ok(()) if !has_pin => fail(),
-        Ok(()) => {
+        Ok(()) if has_pin => {
             let text = format!("Login successful. Welcome, {username}.");
             (html::headers(), form(Some(("ok", &text)))).into_response()
         }
-        Err(swivel_provision::Error::OtcRejected) => fail(),
+        Ok(()) | Err(swivel_provision::Error::OtcRejected) => {
+            state.throttles().otc_failed(username.as_str(), ip).await;
+            fail()
+        }
         Err(e) => crate::error::AppError::from(e).into_response(),
     }
 }

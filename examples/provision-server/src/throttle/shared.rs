@@ -66,7 +66,7 @@ impl Counters {
 
     /// One hit on `name` in the window of `now`: the count, or `None` (warned) when the
     /// store failed.
-    async fn hit(&self, limit: &str, name: &str, window: Window) -> Option<u64> {
+    pub(super) async fn hit(&self, limit: &str, name: &str, window: Window) -> Option<u64> {
         match self.store.hit(name, window).await {
             Ok(n) => Some(n),
             Err(e) => {
