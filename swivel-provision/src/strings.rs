@@ -282,6 +282,32 @@ mod boundary_tests {
     }
 
     #[test]
+    fn a_one_time_code_needs_a_string_of_ten_digits() {
+        let pin = Pin::parse("1234").unwrap();
+        assert_eq!(one_time_code("5678901234", &pin, 1).unwrap(), "567801");
+        for bad in [
+            "567890123a",
+            "a678901234",
+            "56789 1234",
+            "567890123",
+            "56789012345",
+        ] {
+            assert!(one_time_code(bad, &pin, 1).is_err(), "{bad:?}");
+        }
+        assert!(one_time_code("5678901234", &pin, 99).is_ok());
+        assert!(one_time_code("5678901234", &pin, 100).is_err());
+    }
+
+    #[test]
+    fn a_set_debugs_as_its_generation_only() {
+        let set = ChaChaStringGenerator.generate([3; 32], 12);
+        assert_eq!(
+            format!("{set:?}"),
+            "SecurityStrings(generation 12, [REDACTED])"
+        );
+    }
+
+    #[test]
     fn otc_eq_needs_the_same_length_and_every_byte() {
         assert!(otc_eq("802106", "802106"));
         assert!(!otc_eq("802106", "802107"));
