@@ -471,6 +471,26 @@ mod boundary_tests {
     }
 
     #[test]
+    fn strings_seeds_differ_by_key_device_and_generation() {
+        let key = ServerKey::from_bytes([7; 32]);
+        let seed = key.strings_seed(&IdHash([1; 32]), 1);
+        let expected = key.derive("swivel-provision/strings/v1", &[&[1; 32], &[0, 0, 0, 1]]);
+        assert_eq!(seed, expected);
+        assert_ne!(
+            seed,
+            key.strings_seed(&IdHash([2; 32]), 1),
+            "another device"
+        );
+        assert_ne!(
+            seed,
+            key.strings_seed(&IdHash([1; 32]), 2),
+            "another generation"
+        );
+        let other = ServerKey::from_bytes([8; 32]);
+        assert_ne!(seed, other.strings_seed(&IdHash([1; 32]), 1), "another key");
+    }
+
+    #[test]
     fn a_typed_code_loses_only_blanks_and_dashes() {
         assert_eq!(ProvisionCode::new(" 12 34-56\t").expose(), "123456");
         assert_eq!(ProvisionCode::new("ab.c").expose(), "ab.c");
