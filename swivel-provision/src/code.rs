@@ -115,14 +115,9 @@ impl ProvisionCode {
     pub(crate) fn generate(format: &CodeFormat, rng: &mut ChaCha20Rng) -> Self {
         let alphabet = format.alphabet.symbols();
         let n = alphabet.len() as u32;
-        // Rejection sampling: no modulo bias.
-        let zone = u32::MAX - (u32::MAX % n);
         let mut out = String::with_capacity(format.length as usize);
         while out.len() < format.length as usize {
-            let v = rng.next_u32();
-            if v < zone {
-                out.push(alphabet[(v % n) as usize] as char);
-            }
+            out.push(alphabet[uniform_below(n, || rng.next_u32()) as usize] as char);
         }
         Self(out.into())
     }
@@ -267,6 +262,19 @@ impl ServerKey {
     }
 }
 
+/// A uniform number below `n` (at least 1) from the 32-bit words `next` draws, by rejection
+/// sampling: a word below the largest multiple of `n` that fits is taken modulo `n` (no
+/// modulo bias); a word at or above it is dropped and another drawn.
+fn uniform_below(n: u32, mut next: impl FnMut() -> u32) -> u32 {
+    let zone = u32::MAX - (u32::MAX % n);
+    loop {
+        let v = next();
+        if v < zone {
+            return v % n;
+        }
+    }
+}
+
 /// A ChaCha20 generator seeded from the operating system.
 pub(crate) fn os_rng() -> ChaCha20Rng {
     ChaCha20Rng::from_os_rng()
@@ -389,5 +397,104 @@ mod tests {
             assert!(!s.contains("1234567890") && !s.contains("0011223344") && !s.contains("0707"));
             assert!(s.contains("REDACTED"));
         }
+    }
+}
+
+#[cfg(test)]
+mod boundary_tests {
+    use super::*;
+    use crate::policy::CodeFormat;
+
+    /// Draws from `words` in order; panics if asked for more.
+    fn words(words: &[u32]) -> impl FnMut() -> u32 + '_ {
+        let mut it = words.iter();
+        move || *it.next().expect("drew more words than expected")
+    }
+
+    #[test]
+    fn rejection_drops_exactly_the_words_that_would_bias() {
+        for n in [10u32, 31] {
+            // The largest multiple of n that fits: the first word dropped.
+            let zone = u32::MAX / n * n;
+            assert_eq!(uniform_below(n, words(&[zone - 1])), n - 1, "n = {n}");
+            assert_eq!(uniform_below(n, words(&[zone, 5])), 5, "n = {n}");
+            assert_eq!(uniform_below(n, words(&[u32::MAX, 0])), 0, "n = {n}");
+            assert_eq!(uniform_below(n, words(&[n + 3])), 3, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn codes_of_a_fixed_seed_are_known() {
+        // The first words of ChaCha20's keystream for the zero key (RFC 7539, A.1, test
+        // vector 1) are 0xade0b876 and 0x903df1a0: 2917185654 and 2419978656, whose
+        // remainders by 10 are 4 and 6.
+        let mut rng = ChaCha20Rng::from_seed([0; 32]);
+        let digits = ProvisionCode::generate(&CodeFormat::default(), &mut rng);
+        assert_eq!(digits.expose(), "4621340561");
+        let mut rng = ChaCha20Rng::from_seed([0; 32]);
+        let alnum = CodeFormat {
+            length: 12,
+            alphabet: CodeAlphabet::Alphanumeric,
+        };
+        assert_eq!(
+            ProvisionCode::generate(&alnum, &mut rng).expose(),
+            "3N55WA4SKH5V"
+        );
+    }
+
+    #[test]
+    fn a_code_fits_only_with_both_the_length_and_the_alphabet() {
+        let digits = CodeFormat::default();
+        assert_eq!(digits.length, 10);
+        let fits = |code: &str, f: &CodeFormat| ProvisionCode::new(code).fits(f);
+        assert!(fits("0123456789", &digits));
+        assert!(fits("01234-56789", &digits), "dashes are removed");
+        assert!(!fits("012345678", &digits), "one digit short");
+        assert!(!fits("01234567890", &digits), "one digit long");
+        assert!(!fits("01234A6789", &digits), "a letter in a digit code");
+        assert!(
+            !fits("ABCDEFGHJK", &digits),
+            "letters only, of the right length"
+        );
+        assert!(!fits("", &digits));
+        let alnum = CodeFormat {
+            length: 8,
+            alphabet: CodeAlphabet::Alphanumeric,
+        };
+        assert!(fits("ABCD2345", &alnum));
+        assert!(fits("abcd2345", &alnum), "lower case is the same code");
+        assert!(!fits("ABCD234", &alnum), "one symbol short");
+        assert!(!fits("ABCD23456", &alnum), "one symbol long");
+        assert!(!fits("ABCD2340", &alnum), "0 is not in the alphabet");
+        assert!(!fits("ABCD234O", &alnum), "nor O");
+        assert!(!fits("ABCD23_5", &alnum), "nor punctuation");
+    }
+
+    #[test]
+    fn strings_seeds_differ_by_key_device_and_generation() {
+        let key = ServerKey::from_bytes([7; 32]);
+        let seed = key.strings_seed(&IdHash([1; 32]), 1);
+        let expected = key.derive("swivel-provision/strings/v1", &[&[1; 32], &[0, 0, 0, 1]]);
+        assert_eq!(seed, expected);
+        assert_ne!(
+            seed,
+            key.strings_seed(&IdHash([2; 32]), 1),
+            "another device"
+        );
+        assert_ne!(
+            seed,
+            key.strings_seed(&IdHash([1; 32]), 2),
+            "another generation"
+        );
+        let other = ServerKey::from_bytes([8; 32]);
+        assert_ne!(seed, other.strings_seed(&IdHash([1; 32]), 1), "another key");
+    }
+
+    #[test]
+    fn a_typed_code_loses_only_blanks_and_dashes() {
+        assert_eq!(ProvisionCode::new(" 12 34-56\t").expose(), "123456");
+        assert_eq!(ProvisionCode::new("ab.c").expose(), "ab.c");
+        assert_eq!(ProvisionCode::new("abc").normalised(), "ABC");
+        assert_eq!(ProvisionId::new(" 00ff \n").expose(), "00ff");
     }
 }

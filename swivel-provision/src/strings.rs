@@ -34,22 +34,37 @@ impl StringGenerator for ChaChaStringGenerator {
         let flat = digits.as_flattened_mut();
         let mut filled = 0;
         while filled < flat.len() {
-            // Rejection sampling on 32-bit words: a word below 4 * 10^9 is uniform modulo
-            // 10^9, so its nine low decimal digits are nine independent uniform digits. One
-            // word in 14 is rejected; no modulo bias.
-            let word = rng.next_u32();
-            if word >= 4_000_000_000 {
+            let Some(nine) = nine_digits(rng.next_u32()) else {
                 continue;
-            }
-            let mut x = word % 1_000_000_000;
-            for d in flat[filled..].iter_mut().take(9) {
-                *d = b'0' + (x % 10) as u8;
-                x /= 10;
+            };
+            for (d, n) in flat[filled..].iter_mut().zip(nine) {
+                *d = n;
             }
             filled = (filled + 9).min(flat.len());
         }
         SecurityStrings { generation, digits }
     }
+}
+
+/// Words at or above this are rejected: 4 * 10^9 is the largest multiple of 10^9 below
+/// 2^32.
+const DIGIT_WORDS: u32 = 4_000_000_000;
+
+/// The nine ASCII digits a 32-bit word gives (least significant first), or `None` when the
+/// word is rejected. Rejection sampling: a word below 4 * 10^9 is uniform modulo 10^9, so
+/// its nine low decimal digits are nine independent uniform digits. One word in 14 is
+/// rejected; no modulo bias.
+fn nine_digits(word: u32) -> Option<[u8; 9]> {
+    if word >= DIGIT_WORDS {
+        return None;
+    }
+    let mut x = word % 1_000_000_000;
+    let mut out = [0u8; 9];
+    for d in &mut out {
+        *d = b'0' + (x % 10) as u8;
+        x /= 10;
+    }
+    Some(out)
 }
 
 /// One generation of a device's security strings. Secret: `Debug` shows only the
@@ -220,5 +235,108 @@ mod tests {
         assert_eq!(split_otc("802100", 4), None);
         assert_eq!(split_otc("80210", 4), None);
         assert_eq!(split_otc("8021a6", 4), None);
+    }
+}
+
+#[cfg(test)]
+mod boundary_tests {
+    use super::*;
+
+    #[test]
+    fn a_word_gives_its_nine_low_digits_below_four_billion_only() {
+        let ascii = |d: Option<[u8; 9]>| d.map(|d| String::from_utf8(d.to_vec()).unwrap());
+        assert_eq!(ascii(nine_digits(0)), Some("000000000".into()));
+        assert_eq!(ascii(nine_digits(123_456_789)), Some("987654321".into()));
+        assert_eq!(ascii(nine_digits(1_000_000_007)), Some("700000000".into()));
+        assert_eq!(
+            ascii(nine_digits(DIGIT_WORDS - 1)),
+            Some("999999999".into())
+        );
+        assert_eq!(nine_digits(DIGIT_WORDS), None);
+        assert_eq!(nine_digits(DIGIT_WORDS + 1), None);
+        assert_eq!(nine_digits(u32::MAX), None);
+    }
+
+    #[test]
+    fn split_otc_takes_exactly_pin_length_plus_two_digits() {
+        // The right shape, at the index's bounds.
+        assert_eq!(split_otc("802101", 4), Some(("8021", 1)));
+        assert_eq!(split_otc("802199", 4), Some(("8021", 99)));
+        assert_eq!(split_otc(" 802106 ", 4), Some(("8021", 6)));
+        assert_eq!(split_otc("1234567806", 8), Some(("12345678", 6)));
+        // Index 00 is never issued.
+        assert_eq!(split_otc("802100", 4), None);
+        // A non-digit anywhere, with the right length.
+        for bad in [
+            "a02106", "8a2106", "802a06", "8021a6", "80210a", "8021+6", "-80216",
+        ] {
+            assert_eq!(split_otc(bad, 4), None, "{bad}");
+        }
+        // Too short (even shorter than the PIN) or too long, all digits.
+        for bad in ["", "8", "802", "8021", "80210", "8021061", "80210612"] {
+            assert_eq!(split_otc(bad, 4), None, "{bad}");
+        }
+        // Multi-byte characters never reach `split_at` inside a character.
+        assert_eq!(split_otc("80é06", 4), None);
+        assert_eq!(split_otc("802é1", 4), None);
+    }
+
+    #[test]
+    fn a_one_time_code_needs_a_string_of_ten_digits() {
+        let pin = Pin::parse("1234").unwrap();
+        assert_eq!(one_time_code("5678901234", &pin, 1).unwrap(), "567801");
+        for bad in [
+            "567890123a",
+            "a678901234",
+            "56789 1234",
+            "567890123",
+            "56789012345",
+        ] {
+            assert!(one_time_code(bad, &pin, 1).is_err(), "{bad:?}");
+        }
+        assert!(one_time_code("5678901234", &pin, 99).is_ok());
+        assert!(one_time_code("5678901234", &pin, 100).is_err());
+    }
+
+    #[test]
+    fn a_set_debugs_as_its_generation_only() {
+        let set = ChaChaStringGenerator.generate([3; 32], 12);
+        assert_eq!(
+            format!("{set:?}"),
+            "SecurityStrings(generation 12, [REDACTED])"
+        );
+    }
+
+    #[test]
+    fn otc_eq_needs_the_same_length_and_every_byte() {
+        assert!(otc_eq("802106", "802106"));
+        assert!(!otc_eq("802106", "802107"));
+        assert!(!otc_eq("802106", "902106"));
+        assert!(!otc_eq("802106", "8021066"));
+        assert!(!otc_eq("80210", "802106"));
+        assert!(otc_eq("", ""));
+    }
+
+    #[test]
+    fn strings_are_taken_only_as_100_strings_of_10_digits() {
+        let good: Vec<String> = (0..100).map(|i| format!("{:010}", i * 7)).collect();
+        fn refs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        let set = SecurityStrings::from_strings(3, &refs(&good)).unwrap();
+        assert_eq!(set.generation(), 3);
+        assert_eq!(set.get(0), Some("0000000000"));
+        assert_eq!(set.get(99), Some("0000000693"));
+        assert_eq!(set.get(100), None);
+        assert_eq!(SecurityStrings::from_wire(3, &set.to_wire()).unwrap(), set);
+        assert!(SecurityStrings::from_strings(3, &refs(&good[..99])).is_err());
+        for bad in ["000000000", "00000000000", "00000a0000", "0000 00000", ""] {
+            let mut v = good.clone();
+            v[42] = bad.into();
+            assert!(
+                SecurityStrings::from_strings(3, &refs(&v)).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }
