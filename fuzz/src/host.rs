@@ -12,8 +12,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use provision_server::throttle::ThrottleConfig;
 use provision_server::backend::Backend;
+use provision_server::throttle::ThrottleConfig;
 use provision_server::{StateBuilder, app};
 use secrecy::{ExposeSecret, SecretString};
 use swivel_provision::testing::RecordingTransport;
@@ -122,7 +122,10 @@ impl Host {
 }
 
 async fn send(app: Router, request: Request<Body>) -> Sent {
-    let response = app.oneshot(request).await.expect("the router is infallible");
+    let response = app
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
         .await
@@ -160,8 +163,10 @@ async fn build() -> Live {
         .await
         .expect("the host builds");
     let backend = state.backend();
-    for (name, email, group) in [("alice", Some("alice@example.com"), true), ("carol", None, false)]
-    {
+    for (name, email, group) in [
+        ("alice", Some("alice@example.com"), true),
+        ("carol", None, false),
+    ] {
         let user = Username::parse(name).expect("a username");
         let mut entry = UserEntry::new(user.clone()).with_mobile_group(group);
         if let Some(e) = email {
@@ -252,10 +257,8 @@ fn first_cookie(headers: &HeaderMap) -> String {
 }
 
 fn csrf_of(page: &str) -> String {
-    let start = page
-        .find("name=\"csrf\" value=\"")
-        .expect("a CSRF field")
-        + "name=\"csrf\" value=\"".len();
+    let start =
+        page.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
     let end = page[start..].find('"').expect("the field's end") + start;
     page[start..end].to_owned()
 }
