@@ -34,6 +34,11 @@ git diff --stat "$base" -- "${files[@]}"
 
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 
+# A target directory of its own: cargo-mutants builds a copy of the tree at the same
+# workspace-relative paths, so its mutated artefacts would otherwise look fresh to the
+# steps after this one.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/mutants"
+
 # Per cargo command: a build may take this long; tests get five times the unmutated run,
 # at least this many seconds. The whole step stops at the cap (an unfinished run fails).
 build_secs="${SWIVEL_MUTANTS_BUILD_SECONDS:-600}"
