@@ -5,7 +5,7 @@
 //!   in clear or inside TLS): a connection with no request in flight must bring one within
 //!   the header timeout of opening or of its previous answer, and an answer in flight must
 //!   move at least every idle timeout (or request timeout, if longer), else the connection
-//!   is closed ([`deadline`]). Bytes alone do not count: HTTP/2 PINGs or SETTINGS keep no
+//!   is closed (module `deadline`). Bytes alone do not count: HTTP/2 PINGs or SETTINGS keep no
 //!   connection open, and the TLS handshake and first byte fall under the same deadline. So
 //!   an HTTP/2 connection without streams is closed like an idle HTTP/1 keep-alive one.
 //!   hyper's own HTTP/1 `header_read_timeout` stays as well (it also closes a connection
@@ -16,7 +16,7 @@
 //! - **idle timeout**: `tokio-io-timeout` read and write timeouts on the socket: a connection
 //!   on which no byte moves for that long is closed (a stalled body, a client that does not
 //!   read its answer).
-//! - **connection caps** ([`cap`]): at most `max_per_address` open connections per client
+//! - **connection caps** (module `cap`): at most `max_per_address` open connections per client
 //!   address (the TCP peer's, an IPv4 address or an IPv6 /64); one more is closed
 //!   unanswered. And a connection is served only with one of `max_connections` permits;
 //!   while all are taken the accept loop waits, so further connections wait in the kernel's
