@@ -21,7 +21,7 @@ use swivel_provision::{
 };
 
 mod common;
-use common::oneshot::{Reply, send};
+use common::oneshot::{Reply, assert_throttled, retry_after, send};
 
 const PASSWORD: &str = "the console password";
 
@@ -120,22 +120,6 @@ async fn form(app: &Router, uri: &str, body: &str) -> Reply {
         "",
     )
     .await
-}
-
-fn retry_after(r: &Reply) -> u64 {
-    r.headers
-        .get(header::RETRY_AFTER)
-        .unwrap_or_else(|| panic!("no Retry-After on {}: {}", r.status, r.body))
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn assert_throttled(r: &Reply) {
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
-    let secs = retry_after(r);
-    assert!((1..=60).contains(&secs), "Retry-After {secs}");
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {

@@ -28,7 +28,7 @@ use swivel_provision::{
 
 mod common;
 use common::fixture::{self, console_login, enc, get, post_form};
-use common::oneshot::{Reply, send};
+use common::oneshot::{Reply, assert_throttled, send};
 
 // ---------------------------------------------------------------------------------------
 // Log capture: every line the code under test logs on this thread.
@@ -590,22 +590,6 @@ async fn one_instance(throttle: ThrottleConfig) -> (AppState, String) {
 /// The router as a client at `ip` reaches it.
 fn from(state: &AppState, ip: [u8; 4]) -> Router {
     app(state.clone()).layer(MockConnectInfo(SocketAddr::from((ip, 40000))))
-}
-
-fn retry_after(r: &Reply) -> u64 {
-    r.headers
-        .get(header::RETRY_AFTER)
-        .unwrap_or_else(|| panic!("no Retry-After on {}: {}", r.status, r.body))
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn assert_throttled(r: &Reply) {
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
-    let secs = retry_after(r);
-    assert!((1..=60).contains(&secs), "Retry-After {secs}");
 }
 
 /// A `429` of the API: a problem like its other errors.

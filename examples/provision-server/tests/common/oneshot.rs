@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use tower::ServiceExt;
 
 /// An answer: status, headers and the body as text.
@@ -26,4 +26,22 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     }
+}
+
+/// The answer's `Retry-After` in seconds (panics when there is none).
+pub fn retry_after(r: &Reply) -> u64 {
+    r.headers
+        .get(header::RETRY_AFTER)
+        .unwrap_or_else(|| panic!("no Retry-After on {}: {}", r.status, r.body))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Asserts a `429` with a `Retry-After` of 1 to 60 seconds.
+pub fn assert_throttled(r: &Reply) {
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    let secs = retry_after(r);
+    assert!((1..=60).contains(&secs), "Retry-After {secs}");
 }
